@@ -1,0 +1,1 @@
+"""The CNNs, each a plain ``torch.nn.Module`` that knows nothing about files."""

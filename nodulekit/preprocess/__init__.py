@@ -1,0 +1,3 @@
+"""Preprocessing: HU windows, resampling, lung mask, crops in world space, the crop cache.
+
+Never imports torch or draws anything."""

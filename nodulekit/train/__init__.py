@@ -1,0 +1,1 @@
+"""Datasets, samplers, augmentation, the training loop, checkpoints, distributed launch."""

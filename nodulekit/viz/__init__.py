@@ -1,0 +1,1 @@
+"""matplotlib figures and overlays: pure functions, data in, Figure out."""

@@ -37,3 +37,7 @@ class UnsafeArchiveError(NodulekitError, ValueError):
 
 class ChecksumError(NodulekitError, ValueError):
     """A file's checksum does not match the recorded one."""
+
+
+class CheckpointError(NodulekitError, ValueError):
+    """A checkpoint file is corrupt, truncated, foreign, or fails its recorded checksum."""

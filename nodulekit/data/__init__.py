@@ -4,6 +4,17 @@ Never imports torch: building a crop cache in worker processes stays light.
 """
 
 from nodulekit.data.io import read_scan, write_scan
+from nodulekit.data.luna16 import Luna16, MissingScansWarning
 from nodulekit.data.scan import Scan
+from nodulekit.data.tables import read_annotations, read_candidates, read_seriesuids
 
-__all__ = ["Scan", "read_scan", "write_scan"]
+__all__ = [
+    "Luna16",
+    "MissingScansWarning",
+    "Scan",
+    "read_annotations",
+    "read_candidates",
+    "read_scan",
+    "read_seriesuids",
+    "write_scan",
+]

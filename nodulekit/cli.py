@@ -3,6 +3,7 @@ library imports happen inside the commands so that ``nodulekit --help`` stays fa
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -46,6 +47,78 @@ def _root(
 
 # ---- commands -------------------------------------------------------------------------
 # (each imports its library function inside, and turns NodulekitError into `_fail`)
+
+
+@app.command()
+def info(
+    path: Annotated[
+        Path, typer.Argument(help="A .mhd/.nii(.gz) file, a DICOM folder, or a LUNA16 root.")
+    ],
+) -> None:
+    """Describe a scan (size, spacing, origin, direction, HU range, its annotated nodules in world
+    and voxel coordinates) or summarise a LUNA16 root."""
+    from nodulekit.data.info import describe_path
+    from nodulekit.data.luna16 import Luna16
+    from nodulekit.errors import NodulekitError
+
+    try:
+        is_root = path.is_dir() and (
+            (path / "annotations.csv").is_file() or any(path.glob("subset*/*.mhd"))
+        )
+        if is_root:
+            summary = Luna16(path, warn_missing=False).summary()
+            width = max(map(len, summary))
+            for key, value in summary.items():
+                typer.echo(f"{key.replace('_', ' '):<{width}}  {value}")
+        else:
+            typer.echo(describe_path(path))
+    except NodulekitError as e:
+        raise _fail(e) from e
+
+
+@app.command()
+def download(
+    out_dir: Annotated[Path, typer.Argument(help="The LUNA16 root to fill (created if needed).")],
+    subsets: Annotated[
+        str, typer.Option(help="Subsets to fetch: 'all', 'none', '0,1' or '0-3' (~7 GB each).")
+    ] = "all",
+    no_tables: Annotated[
+        bool, typer.Option("--no-tables", help="Skip annotations, candidates and the rest.")
+    ] = False,
+    lung_masks: Annotated[
+        bool, typer.Option("--lung-masks", help="Also fetch seg-lungs-LUNA16 (lung masks).")
+    ] = False,
+    no_extract: Annotated[
+        bool, typer.Option("--no-extract", help="Keep the zip files; do not unzip them.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan and sizes; download nothing.")
+    ] = False,
+    base_url: Annotated[
+        str, typer.Option(help="Zenodo server (a mirror, or a local test server).")
+    ] = "https://zenodo.org",
+) -> None:
+    """Download LUNA16 from Zenodo: shows sizes first, resumes broken transfers, checks md5,
+    extracts safely into the LUNA16 layout (subsetN/<uid>.mhd+.raw, annotations.csv...)."""
+    from nodulekit.data.download import download_luna16, parse_subsets
+    from nodulekit.errors import NodulekitError
+
+    try:
+        chosen = parse_subsets(subsets)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--subsets") from e
+    try:
+        download_luna16(
+            out_dir,
+            subsets=chosen,
+            tables=not no_tables,
+            lung_masks=lung_masks,
+            extract=not no_extract,
+            base_url=base_url,
+            dry_run=dry_run,
+        )
+    except NodulekitError as e:
+        raise _fail(e) from e
 
 
 def main() -> None:

@@ -81,9 +81,10 @@ def check_table(
         if bad.any():
             first = bad[bad].index[0]
             raw = table[column].loc[first]
+            shown = "no number (empty or NaN)" if pd.isna(raw) else repr(str(raw))
             lines = (bad[bad].index[:5] + 2).tolist()
             raise TableError(
-                f"{source}: column {column} must hold numbers; line {lines[0]} has {raw!r}"
+                f"{source}: column {column} must hold numbers; line {lines[0]} has {shown}"
                 + (f" (also lines {lines[1:]})" if len(lines) > 1 else "")
                 + "; fix or remove those rows"
             )

@@ -63,7 +63,9 @@ def read_scan(
     name = path.name.lower()
     if name.endswith(MHD_SUFFIXES):
         if name.endswith(".mhd"):
-            check_header(path)
+            header = check_header(path)
+            if _plain_int16(header):
+                return _read_plain_mhd(path, header)
         kind = "MetaImage"
     elif name.endswith(NIFTI_SUFFIXES):
         kind = "NIfTI"
@@ -84,6 +86,49 @@ def read_scan(
         raise ScanReadError(f"{path}: SimpleITK cannot read this {kind} file: {first}") from e
     metadata = {"format": kind}
     return Scan.from_sitk(image, seriesuid=_stem(path), path=path, metadata=metadata)
+
+
+def _plain_int16(header: dict[str, str]) -> bool:
+    """True for the LUNA16 case: uncompressed little-endian int16 in a separate file."""
+    msb = header.get("BinaryDataByteOrderMSB", header.get("ElementByteOrderMSB", "False"))
+    return (
+        header["ElementType"] == "MET_SHORT"
+        and header.get("CompressedData", "False").lower() == "false"
+        and msb.lower() == "false"
+        and header.get("ElementNumberOfChannels", "1") == "1"
+        and header.get("HeaderSize", "0") == "0"
+        and header["ElementDataFile"].upper() != "LOCAL"
+        and not header["ElementDataFile"].upper().startswith("LIST")
+    )
+
+
+def _read_plain_mhd(path: Path, header: dict[str, str]) -> Scan:
+    """Geometry from SimpleITK's header reader, voxels straight from the ``.raw`` with numpy.
+
+    One copy of the voxels in memory and no second pass, where ``sitk.ReadImage`` followed by
+    ``GetArrayFromImage`` holds two (the header was checked against the file size already).
+    """
+    import numpy as np
+    import SimpleITK as sitk
+
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as e:
+        raise ScanReadError(f"{path}: SimpleITK cannot read this MetaImage header: {e}") from e
+    nx, ny, nz = reader.GetSize()
+    array = np.fromfile(path.parent / header["ElementDataFile"], dtype="<i2")
+    array = array.reshape(nz, ny, nx).astype(np.int16, copy=False)
+    return Scan(
+        array,
+        reader.GetOrigin(),
+        reader.GetSpacing(),
+        reader.GetDirection(),
+        seriesuid=_stem(path),
+        path=path,
+        metadata={"format": "MetaImage"},
+    )
 
 
 def write_scan(scan: Scan, path: str | Path, *, compress: bool = False) -> Path:

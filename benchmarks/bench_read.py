@@ -14,7 +14,6 @@ import json
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 CHILD = r"""
@@ -48,7 +47,7 @@ def main() -> None:
     parser.add_argument(
         "--shape", type=int, nargs=3, default=(300, 512, 512), metavar=("Z", "Y", "X")
     )
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
 
     import numpy as np

@@ -121,6 +121,37 @@ def download(
         raise _fail(e) from e
 
 
+@app.command()
+def deid(
+    in_dir: Annotated[Path, typer.Argument(help="Folder of DICOM files (searched recursively).")],
+    out_dir: Annotated[Path, typer.Argument(help="New or empty folder for the output.")],
+    salt: Annotated[
+        Optional[str],  # noqa: UP045 - typer needs Optional on 3.10
+        typer.Option(
+            envvar="NODULEKIT_DEID_SALT",
+            show_envvar=True,
+            help="Secret (16+ characters) keying pseudonyms, UIDs and date shifts; prefer the "
+            "environment variable, which stays out of your shell history.",
+        ),
+    ] = None,
+    random_salt: Annotated[
+        bool,
+        typer.Option("--random-salt", help="One-off run: pseudonyms and UIDs not reproducible."),
+    ] = False,
+) -> None:
+    """De-identify DICOM files (PS3.15 basic profile): names and IDs replaced by a pseudonym,
+    identifiers and private tags removed, UIDs remapped, dates shifted per patient; pixels and
+    geometry untouched. Writes a log of what changed, never the values."""
+    from nodulekit.data.deid import deidentify_folder
+    from nodulekit.errors import NodulekitError
+
+    try:
+        report = deidentify_folder(in_dir, out_dir, salt=salt, random_salt=random_salt)
+    except NodulekitError as e:
+        raise _fail(e) from e
+    typer.echo(str(report))
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -41,3 +41,19 @@ class ChecksumError(NodulekitError, ValueError):
 
 class CheckpointError(NodulekitError, ValueError):
     """A checkpoint file is corrupt, truncated, foreign, or fails its recorded checksum."""
+
+
+class DownloadError(NodulekitError, OSError):
+    """A download failed (network, HTTP status, a server answer that makes no sense)."""
+
+
+class DiskSpaceError(NodulekitError, OSError):
+    """Not enough free disk space for a download or an extraction."""
+
+
+class DeidError(NodulekitError, ValueError):
+    """De-identification refused: no secret salt, or an unsafe output folder."""
+
+
+class CacheError(NodulekitError, ValueError):
+    """A crop cache is incomplete, corrupt, or was built from other parameters or sources."""

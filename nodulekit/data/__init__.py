@@ -3,7 +3,10 @@
 Never imports torch: building a crop cache in worker processes stays light.
 """
 
+from nodulekit.data.archive import safe_extract
+from nodulekit.data.checksums import file_digest, verify_file
 from nodulekit.data.deid import DeidReport, deidentify_folder
+from nodulekit.data.download import download_luna16, plan_luna16
 from nodulekit.data.io import read_scan, write_scan
 from nodulekit.data.luna16 import Luna16, MissingScansWarning
 from nodulekit.data.scan import Scan
@@ -15,9 +18,14 @@ __all__ = [
     "MissingScansWarning",
     "Scan",
     "deidentify_folder",
+    "download_luna16",
+    "file_digest",
+    "plan_luna16",
     "read_annotations",
     "read_candidates",
     "read_scan",
     "read_seriesuids",
+    "safe_extract",
+    "verify_file",
     "write_scan",
 ]

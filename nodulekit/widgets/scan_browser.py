@@ -1,0 +1,460 @@
+"""`ScanBrowser`: open a LUNA16 root, a DICOM folder or a scan file and look at its nodules.
+
+Every control calls a plain function of `_browser_logic` or `_viewer_logic`; this module only
+wires them. Key sub-widgets are attributes and carry CSS classes (``nk-...``) so that a
+headless browser can find them.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as widgets
+import pandas as pd
+
+from nodulekit.data.scan import Scan
+from nodulekit.errors import NodulekitError
+from nodulekit.viz.slices import (
+    draw_circles,
+    draw_crosshair,
+    nodule_circles_on_slice,
+    plane_point,
+    to_png,
+)
+from nodulekit.viz.slices import render_slice as _render_slice
+from nodulekit.widgets import _browser_logic as logic
+from nodulekit.widgets._viewer_logic import (
+    DEFAULT_CACHE_BYTES,
+    PLANE_AXIS,
+    ScanCache,
+    format_nodule_row,
+    jump_to_nodule,
+    nodule_rows,
+    probe,
+    probe_text,
+)
+
+PRESETS = ("lung", "mediastinum", "bone")
+SORT_KEYS = {
+    "UID": "seriesuid",
+    "subset": "subset",
+    "nodules": "n_nodules",
+    "slice thickness": "slice_thickness_mm",
+}
+
+
+def _box(kind: str, text: str) -> str:
+    colors = {"error": ("#fdecea", "#b71c1c"), "warning": ("#fff8e1", "#8a6d00")}
+    bg, fg = colors[kind]
+    return (
+        f"<div class='nk-{kind}-box' style='background:{bg};color:{fg};border:1px solid {fg};"
+        f"padding:6px;border-radius:4px;white-space:pre-wrap'>{html.escape(text)}</div>"
+    )
+
+
+def _guarded(method):
+    """Show any error of a control's handler in the error box instead of a traceback."""
+
+    @wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as e:
+            self._show_error(e)
+            return None
+
+    return wrapper
+
+
+class ScanBrowser(widgets.VBox):
+    """Browse a data set's scans and their nodules in three planes and in 3D.
+
+    Parameters
+    ----------
+    path : path, optional
+        A LUNA16 root (any subsets on disk), a folder of DICOM series or of scan files, or a
+        single ``.mhd``/``.nii(.gz)`` file. Can be typed into the widget later.
+    cache_bytes : int
+        Memory budget of the cache of recently loaded scans (1 GiB by default).
+    raise_errors : bool
+        Raise `ScanReadError` for a bad path instead of showing it in the widget.
+    autoload : bool
+        Load the first series (the first CT, the first scan with nodules) after opening.
+    """
+
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        *,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
+        raise_errors: bool = False,
+        autoload: bool = True,
+    ) -> None:
+        self.cache = ScanCache(cache_bytes)
+        self.source: logic.BrowserSource | None = None
+        self.table = pd.DataFrame(columns=logic.SERIES_COLUMNS)
+        self.scan: Scan | None = None
+        self.nodules = pd.DataFrame()
+        self.annotations = self.excluded = None
+        self.last_error: str | None = None
+        self.autoload = autoload
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nk-browser")
+        self._token = 0
+        self._token_lock = threading.Lock()
+        self._quiet = False
+        self._base: dict[str, tuple[Any, Any]] = {}  # plane -> (key, rgb without crosshair)
+        self._volume_model = None
+        self._build()
+        super().__init__(self._layout_children())
+        self.add_class("nk-scan-browser")
+        if path is not None:
+            self.path_text.value = str(path)
+            self.open_path(path, raise_errors=raise_errors)
+
+    @classmethod
+    def from_path(
+        cls, path: str | Path, *, raise_errors: bool = False, **kwargs: Any
+    ) -> ScanBrowser:
+        """A browser on ``path``; with ``raise_errors=True`` bad input raises `ScanReadError`."""
+        return cls(path, raise_errors=raise_errors, **kwargs)
+
+    # -- widgets ---------------------------------------------------------------------------
+    def _build(self) -> None:
+        w = widgets
+        self.path_text = w.Text(placeholder="LUNA16 root, DICOM folder or .mhd/.nii.gz file",
+                                description="Path", layout=w.Layout(width="60%"))  # fmt: skip
+        self.open_button = w.Button(description="Open", icon="folder-open")
+        self.path_status = w.HTML()
+        self.error_box = w.HTML()
+        self.warning_box = w.HTML()
+        self.summary = w.HTML()
+        self.histogram = w.Image(format="png", layout=w.Layout(width="320px"))
+        self.has_nodules_filter = w.Dropdown(options=[("any", None), ("with nodules", True),
+                                                      ("without", False)], description="Nodules")  # fmt: skip
+        self.subset_filter = w.Dropdown(options=[("all", None)], description="Subset")
+        self.thickness_filter = w.FloatRangeSlider(value=(0.0, 10.0), min=0.0, max=10.0, step=0.25,
+                                                   description="Slice mm")  # fmt: skip
+        self.uid_filter = w.Text(placeholder="UID contains", layout=w.Layout(width="160px"))
+        self.sort_by = w.Dropdown(options=list(SORT_KEYS), value="UID", description="Sort")
+        self.sort_descending = w.Checkbox(value=False, description="descending", indent=False)
+        self.series_select = w.Select(options=[], rows=6, layout=w.Layout(width="95%"))
+        self.progress = w.IntProgress(value=0, min=0, max=1, layout=w.Layout(width="120px"))
+        self.load_status = w.HTML()
+        self.window_preset = w.ToggleButtons(options=list(PRESETS), value="lung")
+        self.images = {p: w.Image(format="png", layout=w.Layout(width="300px")) for p in PLANE_AXIS}
+        self.sliders = {p: w.IntSlider(min=0, max=0, description=p, continuous_update=True,
+                                       layout=w.Layout(width="300px")) for p in PLANE_AXIS}  # fmt: skip
+        self.axial_image, self.coronal_image, self.sagittal_image = self.images.values()
+        self.z_slider, self.y_slider, self.x_slider = self.sliders.values()
+        self.probe_html = w.HTML()
+        self.nodule_select = w.Select(options=[], rows=4, layout=w.Layout(width="95%"))
+        self.show_3d = w.ToggleButton(value=False, description="3D view", icon="cube")
+        self.view3d_image = w.Image(format="png", layout=w.Layout(width="420px"))
+        self.azimuth_slider = w.IntSlider(value=0, min=-180, max=180, step=15, description="turn °")
+        self.view3d_box = w.VBox([self.view3d_image, self.azimuth_slider],
+                                 layout=w.Layout(display="none"))  # fmt: skip
+        classes = {
+            self.path_text: "nk-path", self.open_button: "nk-open-button",
+            self.path_status: "nk-path-status", self.error_box: "nk-error",
+            self.warning_box: "nk-warning", self.summary: "nk-summary",
+            self.histogram: "nk-diameter-histogram", self.series_select: "nk-series-table",
+            self.has_nodules_filter: "nk-filter-nodules", self.subset_filter: "nk-filter-subset",
+            self.thickness_filter: "nk-filter-thickness", self.sort_by: "nk-sort",
+            self.progress: "nk-progress", self.load_status: "nk-load-status",
+            self.window_preset: "nk-window-preset", self.probe_html: "nk-probe",
+            self.nodule_select: "nk-nodule-table", self.show_3d: "nk-3d-toggle",
+            self.view3d_image: "nk-3d-view", self.azimuth_slider: "nk-azimuth-slider",
+        }  # fmt: skip
+        for widget, css in classes.items():
+            widget.add_class(css)
+        for plane in PLANE_AXIS:
+            self.images[plane].add_class(f"nk-{plane}-image")
+            self.sliders[plane].add_class("nk-slice-slider")
+            self.sliders[plane].add_class(f"nk-{plane}-slider")
+        # wiring
+        self.path_text.observe(self._on_path_typed, names="value")
+        self.path_text.on_submit(lambda _: self.open_path(self.path_text.value))
+        self.open_button.on_click(lambda _: self.open_path(self.path_text.value))
+        for control in (self.has_nodules_filter, self.subset_filter, self.thickness_filter,
+                        self.uid_filter, self.sort_by, self.sort_descending):  # fmt: skip
+            control.observe(lambda _: self.refresh_table(), names="value")
+        self.series_select.observe(self._on_series_picked, names="value")
+        self.window_preset.observe(lambda _: self.redraw(), names="value")
+        for slider in self.sliders.values():
+            slider.observe(self._on_slider, names="value")
+        self.nodule_select.observe(self._on_nodule_picked, names="index")
+        self.show_3d.observe(self._on_show_3d, names="value")
+        self.azimuth_slider.observe(lambda _: self.render_3d(), names="value")
+
+    def _layout_children(self) -> list[widgets.Widget]:
+        w = widgets
+        planes = [w.VBox([self.images[p], self.sliders[p]]) for p in PLANE_AXIS]
+        filters = w.HBox([self.has_nodules_filter, self.subset_filter, self.thickness_filter,
+                          self.uid_filter, self.sort_by, self.sort_descending],
+                         layout=w.Layout(flex_flow="row wrap"))  # fmt: skip
+        return [
+            w.HBox([self.path_text, self.open_button]), self.path_status, self.error_box,
+            self.warning_box, w.HBox([self.summary, self.histogram]), filters, self.series_select,
+            w.HBox([self.progress, self.load_status]), self.window_preset,
+            w.HBox(planes, layout=w.Layout(flex_flow="row wrap")), self.probe_html,
+            self.nodule_select, self.show_3d, self.view3d_box,
+        ]  # fmt: skip
+
+    # -- messages --------------------------------------------------------------------------
+    def _show_error(self, error: BaseException | str | None) -> None:
+        if error is None:
+            self.last_error = None
+            self.error_box.value = ""
+            return
+        text = (
+            str(error)
+            if isinstance(error, NodulekitError | str)
+            else f"{type(error).__name__}: {error}"
+        )
+        self.last_error = text
+        self.error_box.value = _box("error", text)
+
+    @_guarded
+    def _on_path_typed(self, change: dict) -> None:
+        try:
+            self.path_status.value = html.escape(logic.quick_look(change["new"]))
+        except NodulekitError as e:
+            self.path_status.value = f"<span style='color:#b71c1c'>{html.escape(str(e))}</span>"
+
+    # -- opening a data set ----------------------------------------------------------------
+    def open_path(
+        self, path: str | Path, *, raise_errors: bool = False
+    ) -> logic.BrowserSource | None:
+        """Open ``path``, fill the summary and the series table, and load the first series."""
+        try:
+            source = logic.open_source(path)
+            table = logic.series_table(source)
+        except Exception as e:
+            if raise_errors:
+                raise
+            self._show_error(e)
+            self.path_status.value = ""
+            return None
+        self._show_error(None)
+        self.source, self.table = source, table
+        self.path_status.value = html.escape(source.description)
+        self.warning_box.value = "".join(_box("warning", t) for t in source.warnings)
+        summary = logic.dataset_summary(source, table)
+        self.summary.value = logic.summary_html(summary)
+        self.histogram.value = logic.diameter_histogram_png(summary["diameters_mm"])
+        self.histogram.layout.display = None if source.kind == "luna16" else "none"
+        subsets = sorted(int(s) for s in table["subset"].unique() if s >= 0)
+        thick = table["slice_thickness_mm"].dropna()
+        self._quiet = True
+        try:
+            self.subset_filter.options = [("all", None)] + [(f"subset{s}", s) for s in subsets]
+            self.subset_filter.value = None
+            top = float(max(10.0, thick.max() if len(thick) else 10.0))
+            self.thickness_filter.max = top
+            self.thickness_filter.value = (0.0, top)
+        finally:
+            self._quiet = False
+        self.refresh_table(load_first=self.autoload)
+        return source
+
+    def filtered_table(self) -> pd.DataFrame:
+        """The series table as the filter and sort controls show it."""
+        low, high = self.thickness_filter.value
+        table = logic.filter_series(
+            self.table,
+            has_nodules=self.has_nodules_filter.value,
+            subset=self.subset_filter.value,
+            text=self.uid_filter.value,
+            sort_by=SORT_KEYS[self.sort_by.value],
+            ascending=not self.sort_descending.value,
+        )
+        thick = table["slice_thickness_mm"]
+        keep = thick.isna() | ((thick >= low) & (thick <= high))
+        return table.loc[keep].reset_index(drop=True)
+
+    @_guarded
+    def refresh_table(self, *, load_first: bool = False) -> None:
+        """Refill the series list from the filters; optionally load its first (CT) series."""
+        if self._quiet:
+            return
+        table = self.filtered_table()
+        options = [(logic.format_series_row(row), row["seriesuid"]) for _, row in table.iterrows()]
+        current = self.scan.seriesuid if self.scan is not None else None
+        self._quiet = True
+        try:
+            self.series_select.options = options
+            uids = [uid for _, uid in options]
+            self.series_select.value = current if current in uids else None
+        finally:
+            self._quiet = False
+        if load_first and options:
+            first = table
+            if "modality" in table and (table["modality"] == "CT").any():
+                first = table.loc[table["modality"] == "CT"]
+            if first["has_nodules"].any():
+                first = first.loc[first["has_nodules"]]
+            self.series_select.value = first["seriesuid"].iloc[0]
+
+    # -- loading a scan --------------------------------------------------------------------
+    def _on_series_picked(self, change: dict) -> None:
+        if not self._quiet and change["new"] is not None:
+            self.select_series(change["new"])
+
+    def select_series(self, seriesuid: str) -> Future:
+        """Load a series in the background (instantly from the cache); returns the future.
+
+        The future's result is the `Scan` once the viewer shows it, or None after an error
+        (shown in the widget).
+        """
+        with self._token_lock:
+            self._token += 1
+            token = self._token
+        if self.series_select.value != seriesuid and seriesuid in dict(
+            (v, k) for k, v in self.series_select.options
+        ):
+            self._quiet = True
+            self.series_select.value = seriesuid
+            self._quiet = False
+        cached = self.cache.get(seriesuid)
+        if cached is not None:
+            done: Future = Future()
+            done.set_result(self._show_scan(cached, token, 0.0, from_cache=True))
+            return done
+        self.progress.value, self.progress.bar_style = 0, "info"
+        self.load_status.value = f"loading {html.escape(logic.short_uid(seriesuid))} …"
+        return self._executor.submit(self._load, seriesuid, token)
+
+    def _load(self, seriesuid: str, token: int) -> Scan | None:
+        start = time.perf_counter()
+        try:
+            scan = self.source.load(seriesuid)
+        except Exception as e:
+            if token == self._token:
+                self.progress.bar_style = "danger"
+                self.load_status.value = "failed"
+                self._show_error(e)
+            return None
+        self.cache.put(seriesuid, scan)
+        return self._show_scan(scan, token, time.perf_counter() - start, from_cache=False)
+
+    @_guarded
+    def _show_scan(
+        self, scan: Scan, token: int, seconds: float, *, from_cache: bool
+    ) -> Scan | None:
+        if token != self._token:
+            return None  # a newer pick superseded this one
+        self._show_error(None)
+        self.scan = scan
+        self._base.clear()
+        self._volume_model = None
+        self.annotations, self.excluded = self.source.nodules(scan.seriesuid)
+        self.nodules = nodule_rows(scan, self.annotations, self.excluded)
+        how = "from cache" if from_cache else f"read in {seconds:.2f} s"
+        self.progress.value, self.progress.bar_style = 1, "success"
+        self.load_status.value = html.escape(
+            f"{logic.short_uid(scan.seriesuid, 16)}: {scan.shape[0]}×{scan.shape[1]}×{scan.shape[2]}"
+            f" voxels, {how}, {len(self.cache)} in cache"
+        )
+        self._quiet = True
+        try:
+            for plane, axis in PLANE_AXIS.items():
+                self.sliders[plane].max = scan.shape[axis] - 1
+                self.sliders[plane].value = scan.shape[axis] // 2
+            self.nodule_select.options = [format_nodule_row(r) for _, r in self.nodules.iterrows()]
+            self.nodule_select.index = None
+        finally:
+            self._quiet = False
+        if len(self.annotations):
+            self.jump_to(jump_to_nodule(scan, self.annotations.iloc[0]))
+        else:
+            self.redraw()
+        if self.show_3d.value:
+            self.render_3d()
+        return scan
+
+    # -- viewer ----------------------------------------------------------------------------
+    @property
+    def index_zyx(self) -> tuple[int, int, int]:
+        """The crosshair voxel ``(z, y, x)``."""
+        return (self.z_slider.value, self.y_slider.value, self.x_slider.value)
+
+    def jump_to(self, index_zyx: tuple[int, int, int]) -> None:
+        """Move the crosshair (all three planes) to ``index_zyx`` and redraw once."""
+        self._quiet = True
+        try:
+            for plane, axis in PLANE_AXIS.items():
+                self.sliders[plane].value = int(index_zyx[axis])
+        finally:
+            self._quiet = False
+        self.redraw()
+
+    def _on_slider(self, change: dict) -> None:
+        if not self._quiet:
+            self.redraw()
+
+    @_guarded
+    def _on_nodule_picked(self, change: dict) -> None:
+        if self._quiet or change["new"] is None or self.scan is None:
+            return
+        self.jump_to(self.nodules.iloc[change["new"]]["index_zyx"])
+
+    def select_nodule(self, row: int) -> tuple[int, int, int]:
+        """Pick row ``row`` of the nodule table (as a click does); returns the new crosshair."""
+        self.nodule_select.index = row
+        return self.index_zyx
+
+    def _plane_rgb(self, plane: str):
+        index = self.index_zyx[PLANE_AXIS[plane]]
+        key = (index, self.window_preset.value)
+        cached = self._base.get(plane)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        rgb = _render_slice(self.scan, plane, index, window=self.window_preset.value, indexed=True)
+        circles = nodule_circles_on_slice(self.excluded, self.scan, plane, index, style="excluded")
+        circles += nodule_circles_on_slice(self.annotations, self.scan, plane, index)
+        rgb = draw_circles(rgb, circles)
+        self._base[plane] = (key, rgb)
+        return rgb
+
+    @_guarded
+    def redraw(self) -> None:
+        """Redraw the three planes and the probe at the crosshair."""
+        if self.scan is None:
+            return
+        index = self.index_zyx
+        for plane in PLANE_AXIS:
+            rgb = draw_crosshair(self._plane_rgb(plane), *plane_point(self.scan, plane, index))
+            self.images[plane].value = to_png(rgb)
+        self.probe_html.value = html.escape(probe_text(probe(self.scan, index)))
+
+    # -- 3D --------------------------------------------------------------------------------
+    @_guarded
+    def _on_show_3d(self, change: dict) -> None:
+        self.view3d_box.layout.display = None if change["new"] else "none"
+        if change["new"]:
+            self.render_3d()
+
+    @_guarded
+    def render_3d(self) -> None:
+        """Render the 3D view at the azimuth slider's angle (downsampling the scan once)."""
+        from nodulekit.viz.volume import prepare_volume, render_volume
+
+        if self.scan is None or not self.show_3d.value:
+            return
+        if self._volume_model is None or self._volume_model.source is not self.scan:
+            self.load_status.value += " · preparing 3D …"
+            self._volume_model = prepare_volume(self.scan)
+        rgb = render_volume(self._volume_model, self.azimuth_slider.value,
+                            nodules=self.annotations, excluded=self.excluded)  # fmt: skip
+        self.view3d_image.value = to_png(rgb)
+
+    def close(self) -> None:
+        """Close the widget and stop its loading thread."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        super().close()

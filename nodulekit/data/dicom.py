@@ -106,8 +106,14 @@ def find_dicom_series(root: str | Path) -> list[DicomSeries]:
                 header = _header(names[0])
             except RuntimeError:
                 continue
-            identifying = tuple(
-                name for tag, name in IDENTIFYING_TAGS.items() if header.get(tag, "").strip()
+            # a de-identified series (PatientIdentityRemoved = YES) holds pseudonyms, not people
+            deidentified = header.get("0012|0062", "").strip().upper() == "YES"
+            identifying = (
+                ()
+                if deidentified
+                else tuple(
+                    name for tag, name in IDENTIFYING_TAGS.items() if header.get(tag, "").strip()
+                )
             )
             found.append(
                 DicomSeries(

@@ -140,3 +140,13 @@ def test_real_mhd_and_dicom_give_identical_voxels_and_geometry(sample_dir):
     z, y, x = mhd.world_to_index((56.2, 86.3, -115.9))
     assert mhd.contains((z, y, x))
     assert -100 <= mhd.array[z, y, x] <= 200
+
+
+def test_deidentified_series_is_not_flagged_as_identifying(tmp_path):
+    from nodulekit.data.deid import deidentify_folder
+    from tests.privacy_helpers import make_identified_dicom_series
+
+    make_identified_dicom_series(tmp_path / "in")
+    assert "PatientName" in read_scan(tmp_path / "in").metadata["identifying_tags"]
+    deidentify_folder(tmp_path / "in", tmp_path / "out", salt="a-secret-salt-of-32-characters!!")
+    assert read_scan(tmp_path / "out").metadata["identifying_tags"] == []

@@ -295,3 +295,23 @@ def test_cli_reports_errors_in_one_line(luna: FakeZenodo, tmp_path: Path) -> Non
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2
     assert "error:" in result.output and "annotations.csv" in result.output
+
+
+def test_no_extract_keeps_verified_zips(luna: FakeZenodo, tmp_path: Path) -> None:
+    out = tmp_path / "luna16"
+    download_luna16(out, subsets=[7], tables=False, extract=False, base_url=luna.base_url,
+                    progress=False)  # fmt: skip
+    assert (out / "subset7.zip").read_bytes() == luna.records["4121926"]["subset7.zip"]
+    assert not (out / "subset7").exists()
+
+
+def test_downloaded_but_unextracted_zip_is_verified_then_extracted(
+    luna: FakeZenodo, tmp_path: Path
+) -> None:
+    out = tmp_path / "luna16"
+    out.mkdir()
+    (out / "subset0.zip").write_bytes(luna.records["3723295"]["subset0.zip"])
+    download_luna16(out, subsets=[0], tables=False, base_url=luna.base_url, progress=False)
+    assert luna.file_downloads() == []
+    assert (out / "subset0" / COMPLETE_MARKER).is_file()
+    assert not (out / "subset0.zip").exists()

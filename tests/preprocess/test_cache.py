@@ -1,0 +1,209 @@
+import json
+import stat
+import threading
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import nodulekit.preprocess.cache as cache_module
+from nodulekit.data import Scan, write_scan
+from nodulekit.errors import CacheError, TableError, UnknownSeriesError
+from nodulekit.preprocess import CropCache, build_crop_cache, crop
+
+UIDS = ("1.2.840.1", "1.2.840.2")
+SHAPE = (6, 6, 6)
+SIZE = 12.0
+
+
+def _scan(uid: str, offset: int) -> Scan:
+    rng = np.random.default_rng(offset)
+    array = rng.integers(-1000, 400, size=(12, 16, 16)).astype(np.int16)
+    return Scan(array, (-10.0, -12.0, 5.0 * offset), (1.5, 1.5, 2.5), seriesuid=uid)
+
+
+@pytest.fixture
+def data(tmp_path):
+    paths = {}
+    for i, uid in enumerate(UIDS):
+        paths[uid] = write_scan(_scan(uid, i), tmp_path / "data" / f"subset{i}" / f"{uid}.mhd")
+    candidates = pd.DataFrame(
+        {
+            "seriesuid": [UIDS[0], UIDS[1], UIDS[0], UIDS[1]],
+            "coordX": [0.0, 1.0, 2.0, -3.0],
+            "coordY": [0.0, 2.0, -1.0, 4.0],
+            "coordZ": [15.0, 20.0, 12.0, 18.0],
+            "class": [1, 0, 0, 0],
+        }
+    )
+    return candidates, paths, tmp_path / "cache"
+
+
+def _build(candidates, paths, out, **kwargs):
+    kwargs = {"size_mm": SIZE, "shape_zyx": SHAPE, "workers": 0, "progress": False, **kwargs}
+    return build_crop_cache(candidates, paths, out, **kwargs)
+
+
+def test_build_holds_every_crop_in_table_order(data):
+    candidates, paths, out = data
+    cache = _build(candidates, paths, out)
+    assert len(cache) == 4 and cache.crops.shape == (4, *SHAPE) and cache.crops.dtype == np.int16
+    assert not cache.crops.flags.writeable
+    assert list(cache.index.columns[:8]) == [
+        "seriesuid", "coordX", "coordY", "coordZ", "class", "diameter_mm", "subset", "outside",
+    ]  # fmt: skip
+    assert cache.index["seriesuid"].tolist() == candidates["seriesuid"].tolist()
+    assert cache.index["class"].tolist() == [1, 0, 0, 0]
+    assert cache.index["subset"].tolist() == [0, 1, 0, 1]  # from the subsetN folder names
+    assert cache.index["diameter_mm"].isna().all() and not cache.index["outside"].any()
+    assert cache.params["shape_zyx"] == list(SHAPE) and cache.params["size_mm"] == SIZE
+    assert len(cache.params["fingerprint"]) == 64
+    for i, row in cache.index.iterrows():
+        scan = _scan(row["seriesuid"], UIDS.index(row["seriesuid"]))
+        expected = crop(scan, (row["coordX"], row["coordY"], row["coordZ"]), SIZE, SHAPE).array
+        np.testing.assert_allclose(cache.crops[i], expected, atol=0.5)
+    reopened = CropCache.open(out)
+    np.testing.assert_array_equal(reopened.crops, cache.crops)
+    pd.testing.assert_frame_equal(reopened.index, cache.index)
+
+
+def test_parallel_build_matches_inline(data, tmp_path):
+    candidates, paths, out = data
+    inline = _build(candidates, paths, out)
+    parallel = _build(candidates, paths, tmp_path / "other", workers=2)
+    np.testing.assert_array_equal(parallel.crops, inline.crops)
+    assert parallel.params["fingerprint"] == inline.params["fingerprint"]
+
+
+def test_folders_are_user_only(data):
+    candidates, paths, out = data
+    cache = _build(candidates, paths, out)
+    for folder in (out, cache.folder):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert stat.S_IMODE((cache.folder / "crops.npy").stat().st_mode) == 0o600
+
+
+def test_same_inputs_reuse_and_other_params_or_sources_rebuild(data, monkeypatch):
+    candidates, paths, out = data
+    first = _build(candidates, paths, out)
+
+    def refuse(*args):
+        raise RuntimeError("rebuilt although nothing changed")
+
+    monkeypatch.setattr(cache_module, "_crop_scan_task", refuse)
+    again = _build(candidates, paths, out)
+    assert again.folder == first.folder
+    monkeypatch.undo()
+
+    bigger = _build(candidates, paths, out, shape_zyx=(4, 4, 4))
+    assert bigger.crops.shape == (4, 4, 4, 4) and bigger.folder != first.folder
+    assert not first.folder.exists()  # the old data folder is gone
+    # same size, other voxels: the fingerprint sees the file content, not its date
+    scan = _scan(UIDS[0], 0)
+    write_scan(scan.with_array(scan.array + 1), paths[UIDS[0]])
+    changed = _build(candidates, paths, out, shape_zyx=(4, 4, 4))
+    assert changed.params["fingerprint"] != bigger.params["fingerprint"]
+    # other candidates: another fingerprint too
+    fewer = _build(candidates.iloc[:2], paths, out, shape_zyx=(4, 4, 4))
+    assert len(fewer) == 2
+
+
+def test_open_refuses_a_cache_from_other_parameters(data):
+    candidates, paths, out = data
+    _build(candidates, paths, out)
+    assert len(CropCache.open(out, expect={"shape_zyx": SHAPE, "size_mm": SIZE})) == 4
+    with pytest.raises(CacheError, match=r"other parameters \(shape_zyx: wanted"):
+        CropCache.open(out, expect={"shape_zyx": (32, 32, 32)})
+    with pytest.raises(CacheError, match="not a complete crop cache"):
+        CropCache.open(out / "nothing-here")
+
+
+def test_interrupted_build_resumes_without_redoing_finished_scans(data, monkeypatch):
+    candidates, paths, out = data
+    real = cache_module._crop_scan_task
+    calls = []
+
+    def second_fails(*args):
+        calls.append(args[0])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(cache_module, "_crop_scan_task", second_fails)
+    with pytest.raises(KeyboardInterrupt):
+        _build(candidates, paths, out)
+    assert not (out / "params.json").exists()  # nothing half-made is visible
+    calls.clear()
+    monkeypatch.setattr(cache_module, "_crop_scan_task", lambda *a: (calls.append(a[0]), real(*a)))
+    cache = _build(candidates, paths, out)
+    assert calls == [str(paths[UIDS[1]])]  # only the unfinished scan
+    assert len(cache) == 4 and not list(out.glob("shards-*"))
+
+
+def test_two_builders_at_once_do_the_work_once(data, monkeypatch):
+    candidates, paths, out = data
+    real = cache_module._crop_scan_task
+    calls = []
+    monkeypatch.setattr(cache_module, "_crop_scan_task", lambda *a: (calls.append(a), real(*a)))
+    results = []
+    threads = [
+        threading.Thread(target=lambda: results.append(_build(candidates, paths, out)))
+        for _ in range(2)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 2 and len(calls) == 2  # two scans, cropped once
+    assert results[0].folder == results[1].folder
+
+
+def test_outside_candidates_are_padded_marked_and_warned_once(data):
+    candidates, paths, out = data
+    far = candidates.copy()
+    far.loc[[1, 2], "coordZ"] = 900.0
+    with pytest.warns(UserWarning, match="2 of 4 candidates lie outside their scan") as record:
+        cache = _build(far, paths, out)
+    assert len([w for w in record if "outside" in str(w.message)]) == 1
+    assert cache.index["outside"].tolist() == [False, True, True, False]
+    assert (cache.crops[1] == -1000).all() and cache.index["outside_fraction"][1] == 1.0
+
+
+def test_nan_coordinate_names_the_row(data):
+    candidates, paths, out = data
+    bad = candidates.copy()
+    bad.loc[2, "coordY"] = np.nan
+    with pytest.raises(TableError, match=r"candidates row 2 .* NaN or non-numeric coordinate"):
+        _build(bad, paths, out)
+    with pytest.raises(TableError, match=r"lacks column\(s\) \['coordZ'\]"):
+        _build(candidates.drop(columns="coordZ"), paths, out)
+
+
+def test_candidates_without_a_scan(data):
+    candidates, paths, out = data
+    extra = pd.concat(
+        [candidates, pd.DataFrame({"seriesuid": ["9.9.9"], "coordX": [0.0], "coordY": [0.0],
+                                   "coordZ": [0.0], "class": [0]})],
+        ignore_index=True,
+    )  # fmt: skip
+    with pytest.raises(
+        UnknownSeriesError, match=r"1 candidate\(s\) of 1 series have no scan path: 9.9.9"
+    ):
+        _build(extra, paths, out)
+    with pytest.warns(UserWarning, match="left out 1 candidate"):
+        cache = _build(extra, paths, out, missing="skip")
+    assert len(cache) == 4
+
+
+def test_scan_table_and_diameter_columns(data):
+    candidates, paths, out = data
+    table = pd.DataFrame({"seriesuid": list(paths), "path": list(paths.values()), "subset": [7, 8]})
+    with_diameter = candidates.assign(diameter_mm=[5.0, np.nan, 3.0, 4.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cache = _build(with_diameter, table, out)
+    assert cache.index["subset"].tolist() == [7, 8, 7, 8]
+    assert cache.index["diameter_mm"].tolist()[::2] == [5.0, 3.0]
+    params = json.loads((out / "params.json").read_text())
+    assert params["data"] == cache.folder.name

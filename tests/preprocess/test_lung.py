@@ -1,0 +1,76 @@
+import time
+
+import numpy as np
+import pytest
+
+from nodulekit.data import Scan, read_scan
+from nodulekit.errors import GeometryError
+from nodulekit.preprocess import lung_mask, lung_volume_ml
+from tests.conftest import SAMPLE_UID
+from tests.preprocess._phantom import chest_phantom, dice
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    scan, truth = chest_phantom()
+    return scan, truth, lung_mask(scan)
+
+
+def test_phantom_lungs_match_truth(phantom):
+    scan, truth, mask = phantom
+    assert mask.dtype == bool and mask.shape == scan.shape
+    assert dice(mask, truth["lungs"]) >= 0.95
+
+
+def test_vessels_and_nodule_inside_stomach_and_trachea_outside(phantom):
+    scan, truth, mask = phantom
+    assert mask[truth["nodule"]].all()
+    vessels = truth["lungs"] & (scan.array > -320)
+    assert vessels.any() and mask[vessels].mean() > 0.97  # rods reaching the apex: 0.987
+    assert not mask[truth["stomach"]].any()
+    # the trachea above the lungs is air inside the body, yet not lung
+    top = np.nonzero(truth["lungs"].any(axis=(1, 2)))[0].max()
+    trachea = truth["airway"].copy()
+    trachea[: top + 1] = False
+    assert trachea.any() and not mask[trachea].any()
+    # most of the airway tree is gone, bronchi included
+    assert mask[truth["airway"]].mean() < 0.15
+
+
+def test_joined_lungs_are_kept_whole():
+    scan, truth = chest_phantom()
+    array = scan.array.copy()
+    _, ny, nx = scan.shape
+    body_mid = np.zeros(scan.shape, bool)  # lung tissue joining both lungs in front
+    body_mid[12:20, ny // 2 - 20 : ny // 2 - 14, nx // 4 : 3 * nx // 4] = True
+    array[body_mid] = -850
+    mask = lung_mask(scan.with_array(array))
+    assert dice(mask, truth["lungs"] | body_mid) >= 0.95
+
+
+def test_no_lungs_gives_an_empty_mask():
+    scan = Scan(np.full((4, 16, 16), 40, np.int16), (0, 0, 0), (1, 1, 1))
+    assert not lung_mask(scan).any()
+
+
+def test_lung_volume_ml():
+    scan = Scan(np.zeros((4, 10, 10), np.int16), (0, 0, 0), (2.0, 2.0, 5.0))
+    mask = np.zeros(scan.shape, bool)
+    mask[:2, :5, :5] = True  # 50 voxels of 20 mm3 = 1000 mm3 = 1 ml
+    assert lung_volume_ml(mask, scan) == pytest.approx(1.0)
+    with pytest.raises(GeometryError, match="differs from scan shape"):
+        lung_volume_ml(mask[:1], scan)
+
+
+@pytest.mark.sample
+@pytest.mark.slow
+def test_real_scan_lung_volume_is_adult(sample_dir):
+    scan = read_scan(sample_dir / "luna16-mini" / "subset0" / f"{SAMPLE_UID}.mhd")
+    start = time.perf_counter()
+    mask = lung_mask(scan)
+    seconds = time.perf_counter() - start
+    volume = lung_volume_ml(mask, scan)
+    print(f"lung volume {volume:.0f} ml in {seconds:.1f} s")
+    assert 3000 <= volume <= 8000  # measured: about 3805 ml
+    # the nodule of this scan (LUNA16 annotation, 23.4 mm) lies inside the mask
+    assert mask[tuple(scan.world_to_index((56.2, 86.3, -115.9)))]

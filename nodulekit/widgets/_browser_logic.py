@@ -107,16 +107,16 @@ def quick_look(path: str | Path, *, max_entries: int = 2000) -> str:
         )
     if path.is_file():
         if path.name.lower().endswith(SCAN_SUFFIXES):
-            return f"scan file: {path.name} (press Enter or Open to read it)"
+            return f"scan file: {path.name} (press Open to read it)"
         raise ScanReadError(f"{path}: unsupported file type; expected {SUPPORTED}")
     if _is_luna_root(path):
         subsets = sorted(
             p.name for p in path.iterdir() if p.is_dir() and p.name.startswith("subset")
         )
-        return f"looks like a LUNA16 root ({', '.join(subsets) or 'no subset folders'}); press Enter or Open"
+        return f"looks like a LUNA16 root ({', '.join(subsets) or 'no subset folders'}); press Open"
     scans = _scan_files(path)
     if scans:
-        return f"folder with {_plural(len(scans), 'scan file')}; press Enter or Open"
+        return f"folder with {_plural(len(scans), 'scan file')}; press Open"
     n_files = 0
     for _folder, _dirs, files in os.walk(path):
         n_files += len(files)
@@ -128,7 +128,7 @@ def quick_look(path: str | Path, *, max_entries: int = 2000) -> str:
             ".mhd/.nii.gz file"
         )
     more = "+" if n_files >= max_entries else ""
-    return f"folder with {n_files}{more} files, maybe DICOM; press Enter or Open to search it"
+    return f"folder with {n_files}{more} files, maybe DICOM; press Open to search it"
 
 
 def open_source(path: str | Path) -> BrowserSource:

@@ -103,6 +103,8 @@ class ScanBrowser(widgets.VBox):
         self.nodules = pd.DataFrame()
         self.annotations = self.excluded = None
         self.last_error: str | None = None
+        #: The future of the latest `select_series` (its result: the Scan shown, or None).
+        self.loading: Future | None = None
         self.autoload = autoload
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nk-browser")
         self._token = 0
@@ -179,7 +181,6 @@ class ScanBrowser(widgets.VBox):
             self.sliders[plane].add_class(f"nk-{plane}-slider")
         # wiring
         self.path_text.observe(self._on_path_typed, names="value")
-        self.path_text.on_submit(lambda _: self.open_path(self.path_text.value))
         self.open_button.on_click(lambda _: self.open_path(self.path_text.value))
         for control in (self.has_nodules_filter, self.subset_filter, self.thickness_filter,
                         self.uid_filter, self.sort_by, self.sort_descending):  # fmt: skip
@@ -325,10 +326,12 @@ class ScanBrowser(widgets.VBox):
         if cached is not None:
             done: Future = Future()
             done.set_result(self._show_scan(cached, token, 0.0, from_cache=True))
+            self.loading = done
             return done
         self.progress.value, self.progress.bar_style = 0, "info"
         self.load_status.value = f"loading {html.escape(logic.short_uid(seriesuid))} …"
-        return self._executor.submit(self._load, seriesuid, token)
+        self.loading = self._executor.submit(self._load, seriesuid, token)
+        return self.loading
 
     def _load(self, seriesuid: str, token: int) -> Scan | None:
         start = time.perf_counter()
@@ -448,8 +451,10 @@ class ScanBrowser(widgets.VBox):
         if self.scan is None or not self.show_3d.value:
             return
         if self._volume_model is None or self._volume_model.source is not self.scan:
-            self.load_status.value += " · preparing 3D …"
+            status = self.load_status.value
+            self.load_status.value = status + " · preparing the 3D view …"
             self._volume_model = prepare_volume(self.scan)
+            self.load_status.value = status
         rgb = render_volume(self._volume_model, self.azimuth_slider.value,
                             nodules=self.annotations, excluded=self.excluded)  # fmt: skip
         self.view3d_image.value = to_png(rgb)

@@ -57,3 +57,7 @@ class DeidError(NodulekitError, ValueError):
 
 class CacheError(NodulekitError, ValueError):
     """A crop cache is incomplete, corrupt, or was built from other parameters or sources."""
+
+
+class OutputExistsError(NodulekitError, FileExistsError):
+    """An output folder already holds something that would be overwritten."""

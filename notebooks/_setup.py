@@ -1,0 +1,128 @@
+"""Tiny shared setup for the course notebooks: where the data is, and the exercise checks.
+
+All real work is done by the ``nodulekit`` package. The checks compare a student's answer with
+the package's own result and say "right" or give a hint, never the answer itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+SYNTHETIC = Path("nodulekit-data") / "synthetic"
+
+
+def data_root(data_dir: str = "", *, n_scans: int = 8, seed: int = 0) -> Path:
+    """``data_dir`` if given; else the synthetic set in this folder or a parent; else make it."""
+    if data_dir:
+        return Path(data_dir).expanduser().resolve()
+    for folder in [Path.cwd(), *Path.cwd().parents]:
+        if (folder / SYNTHETIC / "annotations.csv").is_file():
+            return folder / SYNTHETIC
+    from nodulekit.data.synthetic import make_synthetic_luna16
+
+    print(f"making the synthetic set ({n_scans} scans) in {SYNTHETIC.resolve()} ...")
+    make_synthetic_luna16(SYNTHETIC, n_scans=n_scans, seed=seed, workers=2)
+    return SYNTHETIC.resolve()
+
+
+def _say(ok: bool, hint: str) -> None:
+    print("✔ Right." if ok else f"✘ Not yet. Hint: {hint}")
+
+
+def _unanswered(answer: object) -> bool:
+    if answer is None or answer is ...:
+        print("… Not answered yet: replace the `...` above with your answer and run both cells.")
+        return True
+    return False
+
+
+# -- 00: setup and data --------------------------------------------------------------------
+def check_large_nodules(luna, answer) -> None:
+    """How many nodules in annotations.csv are 10 mm across or more?"""
+    if _unanswered(answer):
+        return
+    expected = int((luna.annotations.diameter_mm >= 10).sum())
+    _say(int(answer) == expected, "filter `luna.annotations` on its `diameter_mm` column "
+         "(10 mm included) and count the rows.")  # fmt: skip
+
+
+def check_positive_fraction(luna, answer) -> None:
+    """Which fraction (0..1) of the candidates are nodules (class 1)?"""
+    if _unanswered(answer):
+        return
+    expected = float((luna.candidates["class"] == 1).mean())
+    _say(abs(float(answer) - expected) < 0.005, "a fraction is positives / all candidates, "
+         "between 0 and 1 (not a percentage, not a count).")  # fmt: skip
+
+
+# -- 01: exploring scans -------------------------------------------------------------------
+def check_voxel_index(scan, center_xyz_mm, answer_zyx) -> None:
+    """The voxel index (z, y, x) of a world point (x, y, z) in mm."""
+    if _unanswered(answer_zyx):
+        return
+    voxel = np.asarray(scan.world_to_voxel(center_xyz_mm), dtype=float)  # continuous (z, y, x)
+    answer = np.asarray(answer_zyx, dtype=float).ravel()
+    if answer.shape != (3,):
+        _say(False, "give three numbers, (z, y, x).")
+    elif np.abs(answer - voxel).max() <= 0.5 + 1e-6:
+        _say(True, "")
+    elif np.abs(answer[::-1] - voxel).max() <= 0.5 + 1e-6:
+        _say(False, "right numbers, wrong order: numpy arrays are indexed (z, y, x).")
+    elif np.abs(answer - voxel).max() < 1:
+        _say(False, "almost: round to the nearest voxel instead of cutting off the decimals.")
+    else:
+        _say(False, "subtract the origin, divide by the spacing (both in x, y, z), mind the "
+             "direction's signs, then reverse to (z, y, x).")  # fmt: skip
+
+
+def check_slice_step_mm(scan, answer_mm) -> None:
+    """How many millimetres does one step of the axial (z) slider move?"""
+    if _unanswered(answer_mm):
+        return
+    _say(abs(float(answer_mm) - scan.spacing_zyx[0]) < 1e-3, "one axial step is one voxel "
+         "along z; which entry of `scan.spacing` (x, y, z) is that?")  # fmt: skip
+
+
+# -- 02: preprocessing ---------------------------------------------------------------------
+def check_ground_glass_window(level_hu, width_hu) -> None:
+    """A window (level, width) in which ground-glass (-750..-300 HU) has more contrast than the
+    lung window gives it, without losing the lung (-850 HU) or solid tissue (0 HU) to pure black."""
+    if _unanswered(level_hu) or _unanswered(width_hu):
+        return
+    low, high = level_hu - width_hu / 2, level_hu + width_hu / 2
+    if not (low <= -750 and high >= -300):
+        _say(False, f"your window shows {low:.0f}..{high:.0f} HU; ground glass lies between "
+             "about -750 and -300 HU and must be inside it.")  # fmt: skip
+    else:
+        _say(width_hu <= 1000 and low >= -1100, "the lung window is 1500 HU wide; a narrower "
+             "one spreads the same grey levels over fewer HU, so faint opacities stand out.")  # fmt: skip
+
+
+def check_negatives_per_positive(index, answer) -> None:
+    """Non-nodule candidates per nodule candidate in the crop cache's index."""
+    if _unanswered(answer):
+        return
+    positives = int((index["class"] == 1).sum())
+    expected = (len(index) - positives) / max(positives, 1)
+    _say(abs(float(answer) - expected) <= 0.05 * expected + 0.01, "divide the number of "
+         "class-0 rows by the number of class-1 rows of `cache.index`.")  # fmt: skip
+
+
+# -- 03: training --------------------------------------------------------------------------
+def check_always_no_accuracy(labels, answer) -> None:
+    """Accuracy of a 'model' that answers 'not a nodule' for every candidate."""
+    if _unanswered(answer):
+        return
+    expected = float((np.asarray(labels) == 0).mean())
+    _say(abs(float(answer) - expected) < 0.005, "it is right on every class-0 candidate and "
+         "wrong on every class-1 one; give a fraction between 0 and 1.")  # fmt: skip
+
+
+def check_why_accuracy_misleads(choice) -> None:
+    """Multiple choice, see the notebook."""
+    if _unanswered(choice):
+        return
+    _say(str(choice).strip().lower() == "c", "compare your previous answer with the accuracy "
+         "the model reached: which option explains why both are high?")  # fmt: skip

@@ -1,1 +1,65 @@
-"""The CNNs, each a plain ``torch.nn.Module`` that knows nothing about files."""
+"""The CNNs, each a plain ``torch.nn.Module`` that knows nothing about files.
+
+Every classifier takes crops ``(N, 1, D, H, W)`` normalised to ``[0, 1]`` and returns one
+logit per crop (``(N,)``; nodule = 1, train with ``BCEWithLogitsLoss``); ``model.last_conv``
+is its last ``Conv3d`` for Grad-CAM.
+
+>>> from nodulekit.models import build_model, available_models
+>>> available_models()
+['cnn', 'default', 'resnet', 'resnet18']
+>>> type(build_model()).__name__
+'NoduleCNN'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import nn
+
+
+def _cnn(**options: Any) -> nn.Module:
+    from nodulekit.models.cnn import NoduleCNN
+
+    return NoduleCNN(**options)
+
+
+def _resnet(**options: Any) -> nn.Module:
+    from nodulekit.models.resnet import NoduleResNet
+
+    return NoduleResNet(**options)
+
+
+def _resnet18(**options: Any) -> nn.Module:
+    from nodulekit.models.resnet import NoduleResNet
+
+    return NoduleResNet(**{"layers": (2, 2, 2, 2), **options})
+
+
+#: name -> factory; ``"default"`` is the small CNN.
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    "default": _cnn,
+    "cnn": _cnn,
+    "resnet": _resnet,
+    "resnet18": _resnet18,
+}
+
+
+def available_models() -> list[str]:
+    """Names `build_model` accepts."""
+    return sorted(MODELS)
+
+
+def build_model(name: str = "default", **options: Any) -> nn.Module:
+    """Build a classifier by name (``"default"``/``"cnn"``, ``"resnet"``, ``"resnet18"``).
+
+    ``options`` go to the model's constructor (e.g. ``channels=(8, 16, 32)``).
+    """
+    if name not in MODELS:
+        raise ValueError(f"model name must be one of {available_models()}, not {name!r}")
+    return MODELS[name](**options)
+
+
+__all__ = ["MODELS", "available_models", "build_model"]

@@ -1,0 +1,176 @@
+"""Checkpoints: save atomically, load safely.
+
+A nodulekit checkpoint is a ``torch.save`` of a dict holding only tensors and plain containers
+(dicts, lists, str, int, float, bool, None), so it loads with ``torch.load(weights_only=True)``:
+loading never unpickles arbitrary objects. Keys:
+
+``format`` (``"nodulekit-checkpoint"``), ``version``, ``model`` (state dict), ``optimizer``,
+``scheduler``, ``scaler`` (state dicts or None), ``epoch`` (last finished epoch, 0-based),
+``config`` (the run's config as a dict), ``metrics`` (that epoch's metrics), ``history`` (all
+epochs so far), ``data_fingerprint`` (str), ``extra`` (loop state such as RNG and best score).
+
+Files are written to a temporary name in the same folder and renamed with ``os.replace``, so a
+reader sees either the old file or the new one, never half of one. Give ``expected_sha256`` to
+`load_checkpoint` for a downloaded or shared file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nodulekit.errors import CheckpointError
+
+FORMAT = "nodulekit-checkpoint"
+VERSION = 1
+REQUIRED_KEYS = ("format", "version", "model", "epoch", "config")
+
+
+def _state(obj: Any) -> Any:
+    return None if obj is None else obj.state_dict()
+
+
+def _plain(value: Any, where: str) -> Any:
+    """Check (and lightly convert) that ``value`` holds only weights_only-safe types."""
+    if value is None or isinstance(value, torch.Tensor):
+        return value
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # numpy scalar
+        value = value.item()
+    for kind in (bool, int, float, str):  # also turns subclasses (np.float64) into the base
+        if isinstance(value, kind):
+            return kind(value)
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (tuple, list)):
+        return [_plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, Mapping):
+        return {k: _plain(v, f"{where}[{k!r}]") for k, v in value.items()}
+    raise TypeError(
+        f"checkpoint field {where} holds a {type(value).__name__}; only tensors, numbers, "
+        "strings, None, lists and dicts can be stored (convert it first)"
+    )
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    *,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: Any = None,
+    scaler: Any = None,
+    epoch: int,
+    config: Mapping[str, Any],
+    metrics: Mapping[str, Any] | None = None,
+    data_fingerprint: str = "",
+    history: list[Mapping[str, Any]] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write a checkpoint atomically and return its path.
+
+    ``model`` may be wrapped in ``DistributedDataParallel``; the plain module's weights are
+    stored. The file is readable by the user only (mode 0600).
+    """
+    path = Path(path)
+    model = getattr(model, "module", model)
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "model": model.state_dict(),
+        "optimizer": _state(optimizer),
+        "scheduler": _state(scheduler),
+        "scaler": _state(scaler),
+        "epoch": int(epoch),
+        "config": _plain(dict(config), "config"),
+        "metrics": _plain(dict(metrics or {}), "metrics"),
+        "history": _plain(list(history or []), "history"),
+        "data_fingerprint": str(data_fingerprint),
+        "extra": _plain(dict(extra or {}), "extra"),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_checkpoint(
+    path: str | os.PathLike,
+    *,
+    map_location: str | torch.device = "cpu",
+    expected_sha256: str | None = None,
+) -> dict[str, Any]:
+    """Read a nodulekit checkpoint safely (``weights_only=True``) and check its contents.
+
+    Raises
+    ------
+    CheckpointError
+        The file is missing, fails ``expected_sha256``, is corrupt or truncated, holds
+        arbitrary Python objects, or is not a nodulekit checkpoint (e.g. a bare state dict).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist (or is not a file)")
+    if expected_sha256 is not None:
+        actual = sha256_of(path)
+        if actual.lower() != expected_sha256.strip().lower():
+            raise CheckpointError(
+                f"checkpoint {path} has SHA-256 {actual}, not the expected {expected_sha256}; "
+                "the file is damaged or not the one you meant; download or copy it again"
+            )
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise CheckpointError(
+            f"checkpoint {path} holds Python objects that a safe load refuses "
+            f"(weights_only=True), so it was not written by nodulekit: {str(error)[:200]}"
+        ) from error
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt or truncated and cannot be read by torch.load "
+            f"({type(error).__name__}: {str(error)[:200]}); save it again or use another file"
+        ) from error
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        what = (
+            f"a dict with keys {sorted(map(str, payload))[:6]}"
+            if isinstance(payload, dict)
+            else f"a {type(payload).__name__}"
+        )
+        raise CheckpointError(
+            f"checkpoint {path} is not a nodulekit checkpoint: it holds {what}, not a dict "
+            f"with format={FORMAT!r}; a bare state_dict can be loaded with "
+            "model.load_state_dict(torch.load(path, weights_only=True))"
+        )
+    missing = [key for key in REQUIRED_KEYS if key not in payload]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} lacks the keys {missing}; it is incomplete")
+    if int(payload["version"]) > VERSION:
+        raise CheckpointError(
+            f"checkpoint {path} has format version {payload['version']}, newer than this "
+            f"nodulekit reads ({VERSION}); upgrade nodulekit"
+        )
+    return payload

@@ -1,0 +1,140 @@
+"""`TrainConfig`: every option of a training run, and the command-line parser made from it.
+
+The command line (``nodulekit train`` and ``torchrun -m nodulekit.train``) is generated from
+the dataclass, so the Python API and the CLI always have the same options: field ``batch_size``
+is ``--batch-size``, a bool ``augment`` is ``--augment/--no-augment``, a tuple takes several
+values (``--val-subsets 8 9``), a dict takes JSON (``--model-options '{"channels": [8, 16]}'``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+def _opt(default: Any, help: str, **kwargs: Any) -> Any:
+    return field(default=default, metadata={"help": help, **kwargs})
+
+
+@dataclass
+class TrainConfig:
+    """Options of a training run; defaults are sized for the CPU demo on the synthetic set.
+
+    A config is saved as ``config.json`` in the run folder and inside every checkpoint.
+    """
+
+    data: str | None = _opt(None, "LUNA16-layout data root (subsetN/, candidates_V2.csv, ...)")
+    out: str = _opt("runs/train", "run folder: metrics.csv, config.json, best.pt, last.pt")
+    cache: str | None = _opt(
+        None,
+        "crop cache folder; default <data>/.nodulekit-cache, or <out>/cache when the data "
+        "root is not writable",
+    )
+    model: str = _opt("default", "model name (nodulekit.models.available_models())")
+    model_options: dict = field(
+        default_factory=dict, metadata={"help": "model constructor options as JSON"}
+    )
+    epochs: int = _opt(8, "maximum number of epochs")
+    batch_size: int = _opt(32, "batch size per process")
+    lr: float = _opt(3e-3, "peak learning rate (AdamW)")
+    weight_decay: float = _opt(1e-4, "AdamW weight decay")
+    schedule: str = _opt("onecycle", "learning-rate schedule: onecycle or cosine (with warm-up)")
+    warmup_fraction: float = _opt(0.2, "share of all steps spent warming up")
+    grad_clip: float = _opt(1.0, "clip the gradient norm to this (0 disables)")
+    amp: bool = _opt(True, "mixed precision on CUDA (bf16 where supported, else fp16)")
+    seed: int = _opt(0, "random seed: same seed, same metrics on the CPU")
+    device: str = _opt("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
+    val_subsets: tuple[int, ...] = _opt((8,), "LUNA16 subsets used for validation")
+    test_subsets: tuple[int, ...] = _opt((9,), "LUNA16 subsets held out for the final test")
+    positive_fraction: float = _opt(0.5, "share of nodules in each training epoch")
+    samples_per_epoch: int = _opt(1536, "training samples per epoch (all processes together)")
+    augment: bool = _opt(True, "augment training crops (flips, rot90, shift, scale, noise)")
+    workers: int = _opt(0, "DataLoader worker processes")
+    threads: int = _opt(0, "torch CPU threads (0: leave torch's default)")
+    crop_size_mm: float = _opt(40.0, "physical edge length of a crop in mm")
+    crop_shape: tuple[int, ...] = _opt((24, 24, 24), "crop shape in voxels (z y x)")
+    cache_workers: int = _opt(2, "processes that build the crop cache")
+    patience: int = _opt(3, "stop after this many epochs without a better val AUC (0: never)")
+    resume: str | None = _opt(None, "checkpoint to resume from (last.pt of an earlier run)")
+    progress: bool | None = _opt(None, "show progress bars (default: when stderr is a TTY)")
+
+    def __post_init__(self) -> None:
+        self.val_subsets = tuple(int(v) for v in self.val_subsets)
+        self.test_subsets = tuple(int(v) for v in self.test_subsets)
+        self.crop_shape = tuple(int(v) for v in self.crop_shape)
+        self.model_options = dict(self.model_options)
+        for name in ("data", "out", "cache", "resume"):
+            value = getattr(self, name)
+            if isinstance(value, Path):
+                setattr(self, name, str(value))
+        if len(self.crop_shape) != 3 or min(self.crop_shape) < 4:
+            raise ValueError(f"crop_shape must be 3 ints >= 4 (z, y, x), not {self.crop_shape}")
+        for name in ("epochs", "batch_size", "samples_per_epoch"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
+        if self.schedule not in ("onecycle", "cosine"):
+            raise ValueError(f"schedule must be 'onecycle' or 'cosine', not {self.schedule!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict (tuples become lists)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Config from a dict; unknown keys raise a ValueError naming them."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig options {unknown}; known: {sorted(known)}")
+        return cls(**values)
+
+
+def _base_type(annotation: Any) -> tuple[Any, bool]:
+    """(type without None, whether None was allowed)."""
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        return rest[0], True
+    return annotation, False
+
+
+def option_name(field_name: str) -> str:
+    """``batch_size`` -> ``--batch-size``."""
+    return "--" + field_name.replace("_", "-")
+
+
+def build_parser(prog: str = "nodulekit train") -> argparse.ArgumentParser:
+    """An argparse parser with one option per `TrainConfig` field."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Train a nodule classifier on candidate crops of a LUNA16-layout data set.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    hints = typing.get_type_hints(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        kind, _ = _base_type(hints[f.name])
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        options: dict[str, Any] = {"default": default, "help": f.metadata.get("help", "")}
+        if kind is bool:
+            options["action"] = argparse.BooleanOptionalAction
+        elif typing.get_origin(kind) is tuple:
+            options.update(nargs="*", type=int)
+        elif kind is dict:
+            options["type"] = json.loads
+            options["metavar"] = "JSON"
+        else:
+            options["type"] = kind
+        parser.add_argument(option_name(f.name), dest=f.name, **options)
+    return parser
+
+
+def parse_config(argv: list[str] | None = None, *, prog: str = "nodulekit train") -> TrainConfig:
+    """`TrainConfig` from command-line arguments."""
+    namespace = build_parser(prog).parse_args(argv)
+    return TrainConfig(**vars(namespace))

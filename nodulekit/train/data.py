@@ -1,0 +1,158 @@
+"""The torch ``Dataset`` over a crop cache, and splits of candidates by series.
+
+A crop cache (`nodulekit.preprocess.CropCache`) holds int16 HU crops ``(N, D, H, W)`` and an
+index table with one row per crop (``seriesuid, coordX, coordY, coordZ, class, diameter_mm,
+subset, outside``). `CandidateDataset` reads crop ``i``, augments it in HU when asked
+(`nodulekit.train.augment.Augment`), normalises it with `nodulekit.preprocess.normalize_hu`
+and returns ``(tensor (1, D, H, W) float32 in [0, 1], label int, meta dict)``.
+
+Splits are by *series*, never by candidate, so that no scan leaks from training into
+validation: LUNA16's ten ``subsetN`` folders are the ten folds of its cross-validation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from nodulekit.preprocess.window import normalize_hu
+
+
+class CacheLike(Protocol):
+    """What `CandidateDataset` needs of a crop cache: an index table and the crops."""
+
+    index: pd.DataFrame
+    crops: np.ndarray
+
+
+class CandidateDataset(Dataset):
+    """Candidates of a crop cache as ``(crop, label, meta)`` samples.
+
+    Parameters
+    ----------
+    cache : CropCache or any object with ``.index`` (DataFrame) and ``.crops`` ((N, D, H, W))
+        The crops in HU and their index table (columns ``seriesuid, coordX, coordY, coordZ,
+        class``; ``diameter_mm`` optional).
+    indices : sequence of int, optional
+        Rows of the cache to use (all rows by default); sample ``i`` is cache row
+        ``indices[i]``.
+    augment : callable, optional
+        ``augment(array_hu, index=..., epoch=...) -> array_hu``, e.g. `Augment`; ``None``
+        (evaluation) returns the stored crop unchanged.
+
+    Each sample is ``(x, y, meta)``: ``x`` float32 tensor ``(1, D, H, W)`` in ``[0, 1]``,
+    ``y`` the int label (1 nodule, 0 not), ``meta`` a dict with ``seriesuid``,
+    ``center_xyz_mm`` (tuple of 3 floats) and ``index`` (the cache row).
+    """
+
+    def __init__(
+        self,
+        cache: CacheLike,
+        indices: Sequence[int] | np.ndarray | None = None,
+        *,
+        augment: Any = None,
+    ) -> None:
+        index = cache.index
+        missing = {"seriesuid", "coordX", "coordY", "coordZ", "class"} - set(index.columns)
+        if missing:
+            raise ValueError(f"the cache index lacks columns {sorted(missing)}")
+        crops = cache.crops
+        if crops.ndim != 4 or crops.shape[0] != len(index):
+            raise ValueError(
+                f"cache crops must be (N, D, H, W) with N = {len(index)} index rows, "
+                f"not shape {tuple(crops.shape)}"
+            )
+        n = len(index)
+        rows = np.arange(n) if indices is None else np.asarray(indices, dtype=np.int64)
+        if rows.ndim != 1 or (rows.size and (rows.min() < 0 or rows.max() >= n)):
+            raise ValueError(f"indices must be rows 0..{n - 1} of the cache, got {rows!r:.80}")
+        self.cache = cache
+        self.indices = rows
+        self.augment = augment
+        self.epoch = 0
+        self._labels = index["class"].to_numpy(dtype=np.int64)
+        self._uids = index["seriesuid"].astype(str).to_numpy()
+        self._xyz = index[["coordX", "coordY", "coordZ"]].to_numpy(dtype=np.float64)
+
+    def __len__(self) -> int:
+        return int(self.indices.size)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Labels of the samples, in sample order (int64)."""
+        return self._labels[self.indices]
+
+    @property
+    def seriesuids(self) -> np.ndarray:
+        """Series UIDs of the samples, in sample order."""
+        return self._uids[self.indices]
+
+    def set_epoch(self, epoch: int) -> None:
+        """Set the epoch that seeds augmentation (call before each epoch's DataLoader pass)."""
+        self.epoch = int(epoch)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, dict[str, Any]]:
+        row = int(self.indices[i])
+        array = np.asarray(self.cache.crops[row], dtype=np.float32)
+        if self.augment is not None:
+            array = self.augment(array, index=row, epoch=self.epoch)
+        x = torch.from_numpy(np.ascontiguousarray(normalize_hu(array)))[None]
+        meta = {
+            "seriesuid": str(self._uids[row]),
+            "center_xyz_mm": tuple(float(v) for v in self._xyz[row]),
+            "index": row,
+        }
+        return x, int(self._labels[row]), meta
+
+
+def split_by_series(
+    index: pd.DataFrame,
+    *,
+    val_subsets: Iterable[int] = (8,),
+    test_subsets: Iterable[int] = (9,),
+) -> dict[str, np.ndarray]:
+    """Row numbers of ``index`` for ``"train"``, ``"val"`` and ``"test"``, split by subset.
+
+    Every series lies in exactly one LUNA16 ``subset``, so a split by subset is a split by
+    series. Rows whose subset is in neither ``val_subsets`` nor ``test_subsets`` train.
+
+    Examples
+    --------
+    >>> table = pd.DataFrame({"seriesuid": ["a", "a", "b", "c"], "subset": [0, 0, 8, 9]})
+    >>> {k: v.tolist() for k, v in split_by_series(table).items()}
+    {'train': [0, 1], 'val': [2], 'test': [3]}
+    """
+    for column in ("seriesuid", "subset"):
+        if column not in index.columns:
+            raise ValueError(f"the index needs a {column!r} column to split by series")
+    val, test = {int(s) for s in val_subsets}, {int(s) for s in test_subsets}
+    if val & test:
+        raise ValueError(f"val_subsets and test_subsets share subsets {sorted(val & test)}")
+    per_series = index.groupby("seriesuid")["subset"].nunique()
+    if (per_series > 1).any():
+        bad = per_series[per_series > 1].index[0]
+        raise ValueError(f"series {bad} appears in more than one subset; fix the index table")
+    subset = index["subset"].to_numpy(dtype=np.int64)
+    in_val, in_test = np.isin(subset, list(val)), np.isin(subset, list(test))
+    return {
+        "train": np.flatnonzero(~in_val & ~in_test),
+        "val": np.flatnonzero(in_val),
+        "test": np.flatnonzero(in_test),
+    }
+
+
+def luna16_folds(index: pd.DataFrame, fold: int, *, n_folds: int = 10) -> dict[str, np.ndarray]:
+    """LUNA16 cross-validation: fold ``fold`` validates on ``subset == fold``, the rest train.
+
+    With ``n_folds`` other than 10, subsets are grouped as ``subset % n_folds``.
+    """
+    if not 0 <= int(fold) < int(n_folds):
+        raise ValueError(f"fold must be in 0..{n_folds - 1}, not {fold}")
+    subsets = set(index["subset"].astype(int)) if "subset" in index else set()
+    val = [s for s in subsets if s % n_folds == fold]
+    return split_by_series(index, val_subsets=val, test_subsets=())

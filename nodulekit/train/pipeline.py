@@ -1,0 +1,125 @@
+"""`train(config)`: from a LUNA16-layout data root to a trained, checkpointed model.
+
+1. read the data root with `nodulekit.data.Luna16` (scans on disk, ``candidates_V2.csv``);
+2. build or reopen the crop cache (`nodulekit.preprocess.build_crop_cache`), by default in
+   ``<data>/.nodulekit-cache`` (shared by every run on that data), or ``<out>/cache`` when the
+   data root is read-only; a cache built with other crop parameters is rebuilt, never reused;
+3. split candidates by series: ``val_subsets`` validate, ``test_subsets`` are held out for
+   the final test, the other subsets train;
+4. `nodulekit.train.loop.fit`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from nodulekit.errors import NodulekitError
+from nodulekit.train import distributed as ddp
+from nodulekit.train.augment import Augment
+from nodulekit.train.config import TrainConfig
+from nodulekit.train.data import CandidateDataset, split_by_series
+from nodulekit.train.loop import TrainResult, data_fingerprint, fit, resolve_device
+
+
+def default_cache_dir(config: TrainConfig) -> Path:
+    """Where `train` keeps the crop cache when ``config.cache`` is not set."""
+    if config.cache:
+        return Path(config.cache)
+    if config.data and os.access(config.data, os.W_OK):
+        return Path(config.data) / ".nodulekit-cache"
+    return Path(config.out) / "cache"
+
+
+def open_or_build_cache(config: TrainConfig, *, progress: bool = False):
+    """The crop cache for ``config``: built from ``config.data``, or opened from ``config.cache``."""
+    from nodulekit.preprocess import CropCache, build_crop_cache
+
+    folder = default_cache_dir(config)
+    if not config.data:
+        if not config.cache:
+            raise ValueError(
+                "give config.data (a LUNA16-layout root) or config.cache (a built "
+                "crop cache folder); both are empty"
+            )
+        return CropCache.open(
+            folder, expect={"size_mm": config.crop_size_mm, "shape_zyx": list(config.crop_shape)}
+        )
+    from nodulekit.data import Luna16
+
+    luna = Luna16(config.data, warn_missing=False)
+    candidates = luna.candidates
+    if len(candidates) == 0:
+        raise NodulekitError(
+            f"{config.data} has no candidates table (candidates_V2.csv or candidates.csv); "
+            "training needs labelled candidates"
+        )
+    return build_crop_cache(
+        candidates,
+        luna.scans,
+        folder,
+        size_mm=config.crop_size_mm,
+        shape_zyx=config.crop_shape,
+        workers=config.cache_workers,
+        progress=progress,
+        missing="skip",
+    )
+
+
+def make_datasets(config: TrainConfig, cache: Any) -> dict[str, CandidateDataset]:
+    """Train (augmented when ``config.augment``), val and test datasets split by series."""
+    splits = split_by_series(
+        cache.index, val_subsets=config.val_subsets, test_subsets=config.test_subsets
+    )
+    for name in ("train", "val"):
+        if splits[name].size == 0:
+            subsets = sorted(set(cache.index["subset"].astype(int)))
+            raise NodulekitError(
+                f"the {name} split is empty: the cache holds subsets {subsets}, validation "
+                f"uses {list(config.val_subsets)} and test {list(config.test_subsets)}; "
+                "choose --val-subsets/--test-subsets among the subsets present"
+            )
+    augment = Augment(seed=config.seed) if config.augment else None
+    return {
+        "train": CandidateDataset(cache, splits["train"], augment=augment),
+        "val": CandidateDataset(cache, splits["val"]),
+        "test": CandidateDataset(cache, splits["test"]),
+    }
+
+
+def train(config: TrainConfig | Mapping[str, Any], *, callbacks: Iterable[Any] = ()) -> TrainResult:
+    """Train a classifier on the candidates of ``config.data`` (see `TrainConfig`).
+
+    Writes ``metrics.csv``, ``config.json``, ``best.pt``, ``last.pt`` and
+    ``test_metrics.json`` (when ``test_subsets`` hold candidates) to ``config.out``.
+    Under ``torchrun`` call it in every process: rank 0 builds the cache, the others wait.
+
+    Examples
+    --------
+    >>> from nodulekit.train import TrainConfig, train        # doctest: +SKIP
+    >>> result = train(TrainConfig(data="synthetic", out="runs/demo"))  # doctest: +SKIP
+    >>> result.metrics[["epoch", "val_auc"]]  # doctest: +SKIP
+    """
+    if not isinstance(config, TrainConfig):
+        config = TrainConfig.from_dict(dict(config))
+    info = ddp.init_distributed(resolve_device(config.device).type)
+    if info.is_main:
+        cache = open_or_build_cache(config, progress=bool(config.progress))
+    ddp.barrier(info)
+    if not info.is_main:
+        cache = open_or_build_cache(config)  # rank 0 built it: this only opens it
+    datasets = make_datasets(config, cache)
+    splits = {name: ds.indices for name, ds in datasets.items()}
+    fingerprint = data_fingerprint(
+        str(cache.params.get("fingerprint", "")), splits, cache.index["seriesuid"].to_numpy()
+    )
+    return fit(
+        config,
+        datasets["train"],
+        datasets["val"],
+        test_dataset=datasets["test"],
+        callbacks=callbacks,
+        data_fingerprint=fingerprint,
+    )

@@ -152,6 +152,63 @@ def deid(
     typer.echo(str(report))
 
 
+@app.command()
+def synth(
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write (empty or new).")],
+    scans: Annotated[int, typer.Option("--scans", "-n", help="Number of scans.")] = 10,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same bytes.")] = 0,
+    size: Annotated[
+        str, typer.Option(help="small (256x256, seconds per scan), full (512x512), or tiny.")
+    ] = "small",
+    subsets: Annotated[
+        Optional[int],  # noqa: UP045 - typer needs Optional on 3.10
+        typer.Option(help="Number of subsetN folders (default: min(scans, 10))."),
+    ] = None,
+    negatives_per_nodule: Annotated[
+        int, typer.Option(help="Class-0 candidate rows per nodule.")
+    ] = 30,
+    workers: Annotated[int, typer.Option(help="Processes to draw scans in.")] = 1,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace a synthetic set already in OUT_DIR.")
+    ] = False,
+) -> None:
+    """Write a synthetic chest-CT data set in the LUNA16 layout (scans, annotations,
+    candidates, lung and nodule masks), to run everything without the 120 GB download."""
+    import json
+    import time
+
+    from nodulekit.data.synthetic import make_synthetic_luna16
+    from nodulekit.errors import NodulekitError
+
+    start = time.perf_counter()
+    try:
+        root = make_synthetic_luna16(
+            out_dir,
+            n_scans=scans,
+            seed=seed,
+            size=size,
+            n_subsets=subsets,
+            negatives_per_nodule=negatives_per_nodule,
+            workers=workers,
+            overwrite=overwrite,
+        )
+    except (NodulekitError, ValueError) as e:
+        raise _fail(e) from e
+    meta = json.loads((root / "synthetic.json").read_text())
+    counts = meta["counts"]
+    n_subsets = meta["parameters"]["n_subsets"]
+    size_mb = sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) / 2**20
+    typer.echo(f"wrote {root} in {time.perf_counter() - start:.1f} s ({size_mb:.0f} MiB)")
+    typer.echo(f"  subset0..subset{n_subsets - 1}/   {counts['scans']} scans (.mhd + .raw)")
+    typer.echo(f"  annotations.csv           {counts['nodules']} nodules")
+    typer.echo(f"  annotations_excluded.csv  {counts['excluded']} findings")
+    typer.echo(
+        f"  candidates_V2.csv         {counts['candidates']} rows "
+        f"({counts['candidates_positive']} class 1, {counts['candidates_negative']} class 0)"
+    )
+    typer.echo("  seriesuids.csv, seg-lungs-LUNA16/, seg-nodules-synthetic/, synthetic.json")
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

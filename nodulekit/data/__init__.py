@@ -10,6 +10,7 @@ from nodulekit.data.download import download_luna16, plan_luna16
 from nodulekit.data.io import read_scan, write_scan
 from nodulekit.data.luna16 import Luna16, MissingScansWarning
 from nodulekit.data.scan import Scan
+from nodulekit.data.synthetic import make_synthetic_luna16
 from nodulekit.data.tables import read_annotations, read_candidates, read_seriesuids
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "deidentify_folder",
     "download_luna16",
     "file_digest",
+    "make_synthetic_luna16",
     "plan_luna16",
     "read_annotations",
     "read_candidates",

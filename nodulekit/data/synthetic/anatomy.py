@@ -127,8 +127,9 @@ class Anatomy:
         return tubes
 
     # -- rendering ---------------------------------------------------------------------------
-    def render(self, grid: Grid, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """Draw the chest: float32 HU volume (no vessels, nodules, blur or noise) and labels."""
+    def render(self, grid: Grid, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+        """Draw the chest: float32 HU volume (no vessels, nodules, blur or noise), lung and
+        airway labels, and where any airway lumen is (bool)."""
         z_mm, y_mm, x_mm = grid.axis_mm(0), grid.axis_mm(1), grid.axis_mm(2)
         u2 = ((x_mm - self.cx) / self.a)[None, :]
         v2 = ((y_mm - self.cy) / self.b)[:, None]
@@ -147,26 +148,29 @@ class Anatomy:
         parenchyma = gradient[None, :, :] + texture
         vol[lung] = parenchyma[lung]
 
+        # airways: all walls first, then all lumens, so that no wall crosses a lumen
         airway_label = np.zeros(grid.shape_zyx, bool)
-        z_top = float(z_mm[-1])
-        for p0, p1, r0, r1, main in self.airway_tubes(z_top):
-            wall = 1.6 * self.scale + 0.4
-            box = grid.box(
-                np.minimum(p0, p1) - max(r0, r1) - wall - 2,
-                np.maximum(p0, p1) + max(r0, r1) + wall + 2,
-            )
-            if box is None:
-                continue
-            outer = capsule_occupancy(grid, box, p0, p1, r0 + wall, r1 + wall)
-            inner = capsule_occupancy(grid, box, p0, p1, r0, r1)
-            sub = vol[box]
-            sub += outer * (hu["airway_wall"] - sub)
-            sub += inner * (-1000.0 - sub)
-            if main:
-                airway_label[box] |= inner >= 0.5
-        labels[airway_label & (rho < LUNG_OUTER_RHO)[None]] = AIRWAY
-        labels[airway_label & lung] = AIRWAY
-        return vol, labels
+        airway_any = np.zeros(grid.shape_zyx, bool)
+        tubes = self.airway_tubes(float(z_mm[-1]))
+        wall = 1.6 * self.scale + 0.4
+        for step in ("wall", "lumen"):
+            for p0, p1, r0, r1, main in tubes:
+                pad = max(r0, r1) + wall + 2.0
+                box = grid.box(np.minimum(p0, p1) - pad, np.maximum(p0, p1) + pad)
+                if box is None:
+                    continue
+                sub = vol[box]
+                if step == "wall":
+                    outer = capsule_occupancy(grid, box, p0, p1, r0 + wall, r1 + wall)
+                    sub += outer * (hu["airway_wall"] - sub)
+                    continue
+                inner = capsule_occupancy(grid, box, p0, p1, r0, r1)
+                sub += inner * (-1000.0 - sub)
+                airway_any[box] |= inner > 0.0
+                if main:
+                    airway_label[box] |= inner >= 0.5
+        labels[airway_label] = AIRWAY
+        return vol, labels, airway_any
 
     def _draw_bones(
         self, vol: np.ndarray, grid: Grid, u2: np.ndarray, v2: np.ndarray, rho: np.ndarray

@@ -92,6 +92,7 @@ def _snap_to_peak(grid: Grid, vol: np.ndarray, p: np.ndarray) -> np.ndarray | No
     z, y, x = at
     lo = (max(z - 1, 0), max(y - 2, 0), max(x - 2, 0))
     win = vol[lo[0] : z + 2, lo[1] : y + 3, lo[2] : x + 3]
+    win = np.where(win > 200, -2048, win)  # a vessel's peak, not a rib's or the spine's
     peak = np.unravel_index(int(np.argmax(win)), win.shape)
     return grid.to_world(np.add(lo, peak))
 

@@ -22,7 +22,6 @@ import json
 import shutil
 import sys
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -187,6 +186,8 @@ def _prepare(out: Path, overwrite: bool) -> Path:
 
 
 def _run(jobs: list[tuple], workers: int, progress: bool) -> list[dict]:
+    from concurrent.futures import ProcessPoolExecutor
+
     from tqdm.auto import tqdm
 
     from nodulekit.data.synthetic.scan import make_scan

@@ -29,7 +29,7 @@ def draw_scan(
     rng = np.random.default_rng([seed, index, 16])
     grid = sample_grid(rng, size)
     anatomy = sample_anatomy(rng, grid)
-    vol, labels = anatomy.render(grid, rng)
+    vol, labels, airway = anatomy.render(grid, rng)
     tree = grow_vessels(rng, anatomy)
     vessel_occ = render_vessels(grid, tree)
     boundary = lung_boundary(labels)
@@ -40,7 +40,8 @@ def draw_scan(
     draw_findings(grid, vol, findings, nodule_labels)
 
     # vessels over everything soft (they show through ground glass), never over air or bone
-    vessel_occ *= (vol > -975.0) & (vol < 150.0)
+    vessel_occ *= (vol > -975.0) & (vol < 150.0) & ~airway
+    del airway
     vol += vessel_occ * (anatomy.hu["vessel"] - vol)
     del vessel_occ
     # partial volume (slice thickness, reconstruction kernel), then quantum noise

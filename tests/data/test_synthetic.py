@@ -1,0 +1,234 @@
+"""The synthetic LUNA16-format set: layout, tables, anatomy, candidates, determinism, CLI."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nodulekit.data import read_scan
+from nodulekit.data.synthetic import UID_PREFIX, make_synthetic_luna16, synthetic_uid
+from nodulekit.errors import OutputExistsError
+
+N_SCANS = 2
+
+
+def _make(root: Path, seed: int = 0, **kw) -> Path:
+    return make_synthetic_luna16(
+        root, n_scans=N_SCANS, seed=seed, size="tiny", progress=False, **kw
+    )
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory) -> Path:
+    return _make(tmp_path_factory.mktemp("synth") / "set")
+
+
+def _rows(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _digest(root: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            h.update(p.relative_to(root).as_posix().encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def scans(synth) -> dict:
+    uids = (synth / "seriesuids.csv").read_text().split()
+    out = {}
+    for uid in uids:
+        scan = read_scan(next(synth.glob(f"subset*/{uid}.mhd")))
+        lungs = read_scan(synth / "seg-lungs-LUNA16" / f"{uid}.mhd")
+        nodules = read_scan(synth / "seg-nodules-synthetic" / f"{uid}.mhd")
+        out[uid] = (scan, lungs, nodules)
+    return out
+
+
+def _hu(scan, xyz, half_xy: int = 0) -> float:
+    z, y, x = scan.world_to_index(np.asarray(xyz, float))
+    return float(scan.array[z, y - half_xy : y + half_xy + 1, x - half_xy : x + half_xy + 1].mean())
+
+
+def test_layout_and_headers_are_luna16s(synth):
+    first_lines = {
+        name: (synth / name).read_text().splitlines()[0]
+        for name in ("annotations.csv", "annotations_excluded.csv", "candidates_V2.csv")
+    }
+    assert first_lines == {
+        "annotations.csv": "seriesuid,coordX,coordY,coordZ,diameter_mm",
+        "annotations_excluded.csv": "seriesuid,coordX,coordY,coordZ,diameter_mm",
+        "candidates_V2.csv": "seriesuid,coordX,coordY,coordZ,class",
+    }
+    uids = (synth / "seriesuids.csv").read_text().splitlines()  # no header, one uid a line
+    assert len(uids) == N_SCANS and all(u.startswith(UID_PREFIX) for u in uids)
+    assert sorted(p.name for p in synth.glob("subset*")) == ["subset0", "subset1"]
+    for uid in uids:
+        (mhd,) = synth.glob(f"subset*/{uid}.mhd")
+        assert mhd.with_suffix(".raw").is_file()
+        assert (synth / "seg-lungs-LUNA16" / f"{uid}.mhd").is_file()
+        assert (synth / "seg-nodules-synthetic" / f"{uid}.mhd").is_file()
+    meta = json.loads((synth / "synthetic.json").read_text())
+    assert meta["parameters"]["seed"] == 0 and meta["parameters"]["n_subsets"] == N_SCANS
+    assert "generator" in (synth / "README.txt").read_text()
+
+
+def test_uids_look_like_dicom_uids():
+    uid = synthetic_uid(0, 3)
+    assert uid == synthetic_uid(0, 3) != synthetic_uid(1, 3) != synthetic_uid(0, 4)
+    assert len(uid) <= 64 and all(p.isdigit() and (p == "0" or p[0] != "0") for p in uid.split("."))
+
+
+def test_scans_have_luna16_geometry(scans, synth):
+    meta = {s["uid"]: s for s in json.loads((synth / "synthetic.json").read_text())["scans"]}
+    for uid, (scan, lungs, nodules) in scans.items():
+        assert scan.seriesuid == uid and scan.array.dtype == np.int16
+        assert list(scan.shape) == meta[uid]["shape_zyx"]
+        sx, sy, sz = scan.spacing
+        assert 0.6 <= sx == sy <= 0.9 and 1.25 <= sz <= 2.5
+        assert scan.orientation == "LPS" and scan.origin[2] < 0
+        assert scan.same_geometry(lungs) and scan.same_geometry(nodules)
+        assert -2048 <= scan.array.min() and scan.array.max() <= 3071
+
+
+def test_lung_mask_labels_the_lungs(scans):
+    for scan, lungs, _ in scans.values():
+        labels = lungs.array
+        assert set(np.unique(labels)) == {0, 3, 4, 5}
+        right_x = np.nonzero(labels == 3)[2].mean()
+        left_x = np.nonzero(labels == 4)[2].mean()
+        assert right_x < left_x  # LPS: +x is the patient's left
+        lung_hu = scan.array[(labels == 3) | (labels == 4)]
+        assert np.mean(lung_hu < -500) > 0.75  # parenchyma, with vessels and nodules inside
+        assert np.median(lung_hu) == pytest.approx(-850, abs=60)
+        assert np.median(scan.array[labels == 5]) < -900  # airways are air
+
+
+def test_annotations_are_nodules_in_the_lungs(synth, scans):
+    findings = _rows(synth / "synthetic_findings.csv")
+    nodules = [f for f in findings if f["table"] == "annotations"]
+    assert len(nodules) == len(_rows(synth / "annotations.csv")) >= N_SCANS
+    for f in nodules:
+        scan, lungs, labels = scans[f["seriesuid"]]
+        xyz = [float(f[c]) for c in ("coordX", "coordY", "coordZ")]
+        assert scan.contains(scan.world_to_voxel(xyz))
+        assert lungs.array[tuple(scan.world_to_index(xyz))] in (3, 4)
+        assert 3.0 <= float(f["diameter_mm"]) <= 30.0
+        assert labels.array[tuple(scan.world_to_index(xyz))] == int(f["label"])
+
+
+def test_nodule_density_by_kind(tmp_path):
+    root = make_synthetic_luna16(
+        tmp_path / "s", n_scans=3, seed=5, size="tiny", nodules_per_scan=(4, 4), progress=False
+    )
+    loaded = {}
+    checked = {"solid": 0, "ground_glass": 0}
+    for f in _rows(root / "synthetic_findings.csv"):
+        if f["kind"] not in checked or float(f["diameter_mm"]) < 6.0:
+            continue
+        uid = f["seriesuid"]
+        if uid not in loaded:
+            loaded[uid] = read_scan(next(root.glob(f"subset*/{uid}.mhd")))
+        hu = _hu(loaded[uid], [float(f[c]) for c in ("coordX", "coordY", "coordZ")], half_xy=1)
+        if f["kind"] == "solid":
+            assert hu > -250, f
+        else:
+            assert -800 < hu < -250, f
+        checked[f["kind"]] += 1
+    assert checked["solid"] and checked["ground_glass"]
+
+
+def test_excluded_findings_are_small_or_not_nodules(synth):
+    rows = _rows(synth / "annotations_excluded.csv")
+    assert rows
+    assert all(float(r["diameter_mm"]) == -1 or 0 < float(r["diameter_mm"]) < 3 for r in rows)
+
+
+def test_candidates_are_mostly_hard_negatives(synth, scans):
+    nodules = _rows(synth / "annotations.csv")
+    cands = _rows(synth / "synthetic_candidates.csv")
+    assert [{k: r[k] for k in list(r)[:5]} for r in cands] == _rows(synth / "candidates_V2.csv")
+    positives = [r for r in cands if r["class"] == "1"]
+    negatives = [r for r in cands if r["class"] == "0"]
+    assert 0 < len(positives) < len(negatives) / 10  # a small minority
+
+    def xyz(r):
+        return np.array([float(r[c]) for c in ("coordX", "coordY", "coordZ")])
+
+    def nearest(r):
+        same = [n for n in nodules if n["seriesuid"] == r["seriesuid"]]
+        return min((np.linalg.norm(xyz(r) - xyz(n)) / (float(n["diameter_mm"]) / 2)) for n in same)
+
+    assert all(nearest(r) < 1.0 for r in positives)  # within its nodule's radius
+    assert all(nearest(r) > 1.0 for r in negatives)
+    for n in nodules:  # every nodule is a candidate
+        assert any(
+            r["seriesuid"] == n["seriesuid"] and np.linalg.norm(xyz(r) - xyz(n)) < 15
+            for r in positives
+        )
+    vessels = [r for r in negatives if r["kind"].startswith("vessel")]
+    assert len(vessels) > 0.35 * len(negatives)
+    on_vessel = [_hu(scans[r["seriesuid"]][0], xyz(r)) > -500 for r in vessels]
+    assert np.mean(on_vessel) > 0.9
+    assert {r["kind"] for r in negatives} >= {"vessel", "vessel_fork", "pleura", "rib", "lung"}
+
+
+def test_same_seed_same_bytes_other_seed_other_bytes(synth, tmp_path):
+    assert _digest(_make(tmp_path / "again")) == _digest(synth)
+    assert _digest(_make(tmp_path / "other", seed=1)) != _digest(synth)
+
+
+@pytest.mark.slow
+def test_workers_do_not_change_the_output(synth, tmp_path):
+    assert _digest(_make(tmp_path / "pool", workers=2)) == _digest(synth)
+
+
+def test_luna16_reads_the_set(synth):
+    from nodulekit.data import Luna16
+
+    data = Luna16(synth)
+    assert len(data.scans) == N_SCANS and sorted(data.scans["subset"]) == [0, 1]
+    assert len(data.missing) == 0
+    uid = data.scans["seriesuid"].iloc[0]
+    assert data.load(uid).seriesuid == uid
+    assert data.lung_mask_path(uid) is not None
+
+
+def test_bad_arguments_and_folders_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="n_subsets=3 is more than n_scans=2"):
+        make_synthetic_luna16(tmp_path / "a", n_scans=2, n_subsets=3, size="tiny")
+    with pytest.raises(ValueError, match="size must be one of"):
+        make_synthetic_luna16(tmp_path / "a", size="huge")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    with pytest.raises(OutputExistsError, match="holds no synthetic set"):
+        make_synthetic_luna16(tmp_path / "mine", n_scans=1, size="tiny")
+
+
+def test_synth_command(tmp_path):
+    from typer.testing import CliRunner
+
+    from nodulekit.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "cli"
+    result = runner.invoke(app, ["synth", str(out), "--scans", "1", "--size", "tiny"])
+    assert result.exit_code == 0, result.output
+    assert "annotations.csv" in result.output and "candidates_V2.csv" in result.output
+    assert len(list(out.glob("subset0/*.mhd"))) == 1
+    again = runner.invoke(app, ["synth", str(out), "--scans", "1", "--size", "tiny"])
+    assert again.exit_code == 2 and "--overwrite" in again.output
+    replaced = runner.invoke(
+        app, ["synth", str(out), "--scans", "1", "--size", "tiny", "--seed", "2", "--overwrite"]
+    )
+    assert replaced.exit_code == 0, replaced.output
+    assert (out / "seriesuids.csv").read_text().strip() == synthetic_uid(2, 0)

@@ -57,8 +57,13 @@ def _airway_mask(
     *,
     max_trachea_mm2: float = 700.0,
     min_trachea_mm2: float = 40.0,
+    growth: float = 2.0,
 ) -> np.ndarray:
-    """Voxels of the trachea and main bronchi, outside the lungs in each axial slice."""
+    """Voxels of the trachea and main bronchi, outside the lungs in each axial slice.
+
+    Tracking stops where a region is larger than ``max_trachea_mm2`` or than ``growth``
+    times the largest airway region of the slice above: it has met a lung.
+    """
     from scipy import ndimage
 
     nz = labels.shape[0]
@@ -77,13 +82,13 @@ def _airway_mask(
     order = np.argsort(-z_world)
     airway = np.zeros(labels.shape, dtype=bool)
 
-    # 1. seed: in the top 40% of slices, the first slice whose air regions are all small
-    #    (no lung yet) and one of them lies near the body's left-right middle
+    # 1. seed: in the top 40% of slices, the first slice with a trachea-sized air region
+    #    near the body's left-right middle
     tracked: list[int] = []
     start = None
     for rank, z in enumerate(order[: max(1, int(0.4 * nz))]):
         present = np.flatnonzero(label_z == z)
-        if present.size == 0 or area_mm2[present].max() > max_trachea_mm2:
+        if present.size == 0:
             continue
         body_cols = np.flatnonzero(body[z].any(axis=0))
         if body_cols.size == 0:
@@ -92,7 +97,8 @@ def _airway_mask(
         tracked = [
             int(lab)
             for lab in present
-            if area_mm2[lab] >= min_trachea_mm2 and abs(label_cx[lab] - mid_x) < 0.25 * half_width
+            if min_trachea_mm2 <= area_mm2[lab] <= max_trachea_mm2
+            and abs(label_cx[lab] - mid_x) < 0.25 * half_width
         ]
         if tracked:
             start = rank
@@ -100,17 +106,16 @@ def _airway_mask(
     if start is None:
         return airway
 
-    # 2. follow the tracked regions down; a region that grows past the trachea size has
-    #    merged with a lung in this slice, so the airway stops there
+    # 2. follow the tracked regions down; a region that suddenly grows has merged with a
+    #    lung in this slice, so the airway stops there
     for rank in range(start, nz):
         z = order[rank]
         airway[z] = np.isin(labels[z], tracked)
         if rank + 1 >= nz:
             break
         below = labels[order[rank + 1]][airway[z]]
-        tracked = [
-            int(lab) for lab in np.unique(below[below > 0]) if area_mm2[lab] <= max_trachea_mm2
-        ]
+        limit = min(max_trachea_mm2, growth * float(area_mm2[tracked].max()))
+        tracked = [int(lab) for lab in np.unique(below[below > 0]) if area_mm2[lab] <= limit]
         if not tracked:
             break
     return airway
@@ -140,8 +145,8 @@ def _close_in_plane(
     """In-plane closing with a disk of ``radius_mm``, on a grid of about 2 mm pixels.
 
     Done with two distance transforms on a block-downsampled mask, so its cost does not grow
-    with the radius; the result is upsampled back (voxels it adds are at most one coarse
-    pixel off).
+    with the radius. Only coarse pixels without any mask voxel are added (upsampled back);
+    the gaps this leaves next to the mask are closed by the per-slice hole filling.
     """
     from scipy import ndimage
 
@@ -157,8 +162,10 @@ def _close_in_plane(
     sampling = (1e6, spacing_yx[0] * factor, spacing_yx[1] * factor)  # no reach across slices
     dilated = ndimage.distance_transform_edt(~small, sampling=sampling) <= radius_mm
     closed = ndimage.distance_transform_edt(dilated, sampling=sampling) > radius_mm
-    closed = closed[1:-1, pad_px:-pad_px, pad_px:-pad_px]
-    up = np.repeat(np.repeat(closed, factor, axis=1), factor, axis=2)[:, :ny, :nx]
+    # add only coarse pixels holding no mask voxel: a coarse pixel at the border would
+    # otherwise grow the mask by up to ``factor - 1`` voxels all round
+    added = (closed & ~small)[1:-1, pad_px:-pad_px, pad_px:-pad_px]
+    up = np.repeat(np.repeat(added, factor, axis=1), factor, axis=2)[:, :ny, :nx]
     return mask | up
 
 
@@ -205,10 +212,10 @@ def lung_mask(
     inner = labels > 0
     if not inner.any():
         return np.zeros(scan.shape, dtype=bool)
+    airway = None
     if remove_airways:
-        body = ~air | inner
-        inner &= ~_airway_mask(labels, n, body, scan)
-        del body
+        airway = _airway_mask(labels, n, ~air | inner, scan)
+        inner &= ~airway
     del labels, air
 
     # work inside the bounding box of the inner air from here on
@@ -223,17 +230,33 @@ def lung_mask(
     if n_comp > 1 and sizes[ranked[1]] >= second_lung_fraction * sizes[ranked[0]]:
         keep.append(int(ranked[1]))
 
-    lungs = np.zeros(comp.shape, dtype=bool)
-    comp_boxes = ndimage.find_objects(comp)
-    for lab in keep:  # each lung on its own, so the closing never bridges the mediastinum
-        sub = comp_boxes[lab - 1]
-        one = comp[sub] == lab
+    # each lung on its own, so the closing never bridges the mediastinum; lungs joined in
+    # one component are split at its middle column for that
+    parts: list[np.ndarray] = []
+    if len(keep) == 2:
+        parts = [comp == keep[0], comp == keep[1]]
+    else:
+        one = comp == keep[0]
+        middle = round(float(np.nonzero(one.any(axis=(0, 1)))[0].mean()))
+        left, right = one.copy(), one
+        left[:, :, middle:] = False
+        right[:, :, :middle] = False
+        parts = [left, right]
+    del comp
+    lungs = np.zeros(inner[box].shape, dtype=bool)
+    for part in parts:
+        if not part.any():
+            continue
+        sub = ndimage.find_objects(part.view(np.uint8))[0]
+        one = part[sub]
         if closing_radius_mm > 0:
             one = _close_in_plane(one, scan.spacing_zyx[1:], closing_radius_mm)
         lungs[sub] |= _fill_holes_per_slice(one)
 
     mask = np.zeros(scan.shape, dtype=bool)
     mask[box] = lungs
+    if airway is not None:
+        mask &= ~airway  # never fill the airway back in
     return mask
 
 

@@ -232,3 +232,15 @@ def test_synth_command(tmp_path):
     )
     assert replaced.exit_code == 0, replaced.output
     assert (out / "seriesuids.csv").read_text().strip() == synthetic_uid(2, 0)
+
+
+def test_written_scan_reads_back_voxel_for_voxel(synth):
+    from nodulekit.data.synthetic.scan import draw_scan
+
+    drawn = draw_scan(0, 1, "tiny", 30, (2, 5))  # scan 1 of the fixture's set
+    uid = synthetic_uid(0, 1)
+    back = read_scan(synth / "subset1" / f"{uid}.mhd")
+    assert back.seriesuid == uid
+    np.testing.assert_array_equal(back.array, drawn["hu"])
+    assert back.spacing == drawn["grid"].spacing_xyz_mm
+    assert back.origin == pytest.approx(drawn["grid"].origin_xyz_mm)

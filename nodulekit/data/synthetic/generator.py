@@ -293,5 +293,6 @@ def _readme(params: dict, counts: dict) -> str:
         "synthetic_candidates.csv  candidates_V2 rows with what each point lies on\n"
         "synthetic.json            the same facts, machine-readable\n\n"
         f"Recreate: nodulekit synth OUT_DIR --scans {params['n_scans']} --seed {params['seed']} "
-        f"--size {params['size']}\n"
+        f"--size {params['size']} --subsets {params['n_subsets']} "
+        f"--negatives-per-nodule {params['negatives_per_nodule']}\n"
     )

@@ -209,6 +209,35 @@ def synth(
     typer.echo("  seriesuids.csv, seg-lungs-LUNA16/, seg-nodules-synthetic/, synthetic.json")
 
 
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def train(ctx: typer.Context) -> None:
+    """Train a nodule classifier: nodulekit train --data ROOT --out RUN_DIR [options]
+    (--help lists every option; they are the fields of nodulekit.train.TrainConfig)."""
+    from nodulekit.errors import NodulekitError
+    from nodulekit.train.config import parse_config
+    from nodulekit.train.pipeline import train as run_training
+
+    try:
+        config = parse_config(list(ctx.args), prog="nodulekit train")
+    except SystemExit as e:  # argparse printed --help or a usage error
+        raise typer.Exit(code=int(e.code or 0)) from None
+    try:
+        result = run_training(config)
+    except (NodulekitError, ValueError) as e:
+        raise _fail(e) from e
+    typer.echo(f"wrote {result.run_dir}/metrics.csv, best.pt, last.pt, config.json")
+    typer.echo(f"best epoch {result.best_epoch}: val AUC {result.best_val_auc:.4f}")
+    if result.test_metrics:
+        m = result.test_metrics
+        typer.echo(
+            f"held-out test: AUC {m['auc']:.4f}, AP {m['ap']:.4f}, "
+            f"recall at precision >= 0.85: {m['recall_at_p85']:.3f}"
+        )
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -142,6 +142,11 @@ def load_checkpoint(
                 f"checkpoint {path} has SHA-256 {actual}, not the expected {expected_sha256}; "
                 "the file is damaged or not the one you meant; download or copy it again"
             )
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; check before unpickling
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt, truncated or not a torch.save file (it is no zip "
+            f"archive; {path.stat().st_size} bytes); save it again or use another file"
+        )
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
@@ -151,7 +156,7 @@ def load_checkpoint(
         ) from error
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
         raise CheckpointError(
-            f"checkpoint {path} is corrupt or truncated and cannot be read by torch.load "
+            f"checkpoint {path} is corrupt, truncated or unreadable by torch.load "
             f"({type(error).__name__}: {str(error)[:200]}); save it again or use another file"
         ) from error
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:

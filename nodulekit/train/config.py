@@ -68,7 +68,8 @@ class TrainConfig:
         self.val_subsets = tuple(int(v) for v in self.val_subsets)
         self.test_subsets = tuple(int(v) for v in self.test_subsets)
         self.crop_shape = tuple(int(v) for v in self.crop_shape)
-        self.model_options = dict(self.model_options)
+        # JSON-normal form (tuples become lists) so a config equals its config.json round trip
+        self.model_options = json.loads(json.dumps(dict(self.model_options)))
         for name in ("data", "out", "cache", "resume"):
             value = getattr(self, name)
             if isinstance(value, Path):
@@ -136,5 +137,10 @@ def build_parser(prog: str = "nodulekit train") -> argparse.ArgumentParser:
 
 def parse_config(argv: list[str] | None = None, *, prog: str = "nodulekit train") -> TrainConfig:
     """`TrainConfig` from command-line arguments."""
-    namespace = build_parser(prog).parse_args(argv)
-    return TrainConfig(**vars(namespace))
+    parser = build_parser(prog)
+    namespace = parser.parse_args(argv)
+    try:
+        return TrainConfig(**vars(namespace))
+    except ValueError as error:
+        parser.error(str(error))  # exits with status 2 and the usage line
+        raise  # pragma: no cover

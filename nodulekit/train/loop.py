@@ -83,12 +83,10 @@ def _amp_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
 
 def _make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int):
     warmup = max(1, int(config.warmup_fraction * total_steps))
-    if config.schedule == "onecycle":
+    if config.schedule == "onecycle" and total_steps >= 4:
+        warmup = min(max(2, warmup), total_steps - 2)  # OneCycleLR needs two steps per phase
         return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer,
-            max_lr=config.lr,
-            total_steps=total_steps,
-            pct_start=min(max(warmup / total_steps, 0.01), 0.99),
+            optimizer, max_lr=config.lr, total_steps=total_steps, pct_start=warmup / total_steps
         )
 
     def factor(step: int) -> float:  # linear warm-up, then cosine to zero

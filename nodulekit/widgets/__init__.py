@@ -12,6 +12,7 @@ from typing import Any
 #: public name -> module that defines it
 _LAZY = {
     "ScanBrowser": "nodulekit.widgets.scan_browser",
+    "PreprocessPreview": "nodulekit.widgets.preprocess_preview",
 }
 
 __all__ = sorted(_LAZY)

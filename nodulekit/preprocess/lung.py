@@ -67,16 +67,16 @@ def _airway_mask(
     from scipy import ndimage
 
     nz = labels.shape[0]
-    area_mm2 = np.bincount(labels.ravel(), minlength=n_labels + 1) * float(
-        scan.spacing[0] * scan.spacing[1]
-    )
     boxes = ndimage.find_objects(labels)  # labels are per slice, so each box is one slice
     label_z = np.full(n_labels + 1, -1)
     label_cx = np.zeros(n_labels + 1)
+    area_mm2 = np.zeros(n_labels + 1)
+    pixel_mm2 = float(scan.spacing[0] * scan.spacing[1])
     for lab, box in enumerate(boxes, start=1):
-        if box is not None:
+        if box is not None:  # counting inside each box beats a bincount of the whole volume
             label_z[lab] = box[0].start
             label_cx[lab] = (box[2].start + box[2].stop - 1) / 2.0
+            area_mm2[lab] = np.count_nonzero(labels[box] == lab) * pixel_mm2
     # slices from the head down: world z of each slice's centre
     z_world = scan.voxel_to_world(np.stack([np.arange(nz), np.zeros(nz), np.zeros(nz)], 1))[:, 2]
     order = np.argsort(-z_world)

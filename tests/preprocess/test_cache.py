@@ -207,3 +207,16 @@ def test_scan_table_and_diameter_columns(data):
     assert cache.index["diameter_mm"].tolist()[::2] == [5.0, 3.0]
     params = json.loads((out / "params.json").read_text())
     assert params["data"] == cache.folder.name
+
+
+def test_cache_pickles_without_its_memmap(data):
+    import pickle
+
+    candidates, paths, out = data
+    cache = _build(candidates, paths, out)
+    _ = cache.crops
+    blob = pickle.dumps(cache)
+    assert len(blob) < 20_000  # the crops are not copied into the pickle
+    clone = pickle.loads(blob)
+    np.testing.assert_array_equal(clone.crops, cache.crops)
+    assert "n=4" in repr(clone)

@@ -6,6 +6,7 @@ the package's own result and say "right" or give a hint, never the answer itself
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -19,12 +20,12 @@ def data_root(data_dir: str = "", *, n_scans: int = 8, seed: int = 0) -> Path:
         return Path(data_dir).expanduser().resolve()
     for folder in [Path.cwd(), *Path.cwd().parents]:
         if (folder / SYNTHETIC / "annotations.csv").is_file():
-            return folder / SYNTHETIC
+            return Path(os.path.relpath(folder / SYNTHETIC))  # relative: short to print
     from nodulekit.data.synthetic import make_synthetic_luna16
 
     print(f"making the synthetic set ({n_scans} scans) in {SYNTHETIC.resolve()} ...")
     make_synthetic_luna16(SYNTHETIC, n_scans=n_scans, seed=seed, workers=2)
-    return SYNTHETIC.resolve()
+    return SYNTHETIC
 
 
 def _say(ok: bool, hint: str) -> None:

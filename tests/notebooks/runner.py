@@ -20,7 +20,7 @@ NOTEBOOKS = ROOT / "notebooks"
 CI_PARAMETERS: dict[str, dict[str, Any]] = {
     "00_setup_and_data.ipynb": {"N_SYNTHETIC_SCANS": 4},
     "01_exploring_scans.ipynb": {},
-    "02_preprocessing.ipynb": {"MAX_CANDIDATES_PER_SCAN": 40},
+    "02_preprocessing.ipynb": {"WORKERS": 2},
     "03_training.ipynb": {"EPOCHS": 2, "BATCH_SIZE": 16},
 }
 

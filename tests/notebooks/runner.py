@@ -5,10 +5,12 @@ Shared by the notebook tests, the browser tests and ``benchmarks/bench_notebooks
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -95,13 +97,29 @@ def run_notebook(
     out_dir.mkdir(parents=True, exist_ok=True)
     params = CI_PARAMETERS.get(name, {}) if parameters is None else parameters
     start = time.perf_counter()
-    papermill.execute_notebook(
-        str(workdir / name),
-        str(out_dir / name),
-        parameters=params,
-        kernel_name="python3",
-        cwd=str(workdir),
-        progress_bar=False,
-        execution_timeout=300,
-    )
+    with inline_matplotlib():
+        papermill.execute_notebook(
+            str(workdir / name),
+            str(out_dir / name),
+            parameters=params,
+            kernel_name="python3",
+            cwd=str(workdir),
+            progress_bar=False,
+            execution_timeout=300,
+        )
     return time.perf_counter() - start
+
+
+@contextlib.contextmanager
+def inline_matplotlib() -> Iterator[None]:
+    """Kernels started inside get Jupyter's inline backend, not CI's ``MPLBACKEND=Agg``
+    (with Agg, ``plt.show()`` in a notebook draws nothing and warns)."""
+    old = os.environ.get("MPLBACKEND")
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("MPLBACKEND", None)
+        else:
+            os.environ["MPLBACKEND"] = old

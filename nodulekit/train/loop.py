@@ -218,6 +218,7 @@ def fit(
     device = resolve_device(config.device, local_rank=info.local_rank)
     amp = _amp_dtype(device, config.amp)
     was_deterministic = torch.are_deterministic_algorithms_enabled()
+    threads_before = torch.get_num_threads()
     if config.threads > 0:
         torch.set_num_threads(config.threads)
     if device.type == "cpu":
@@ -379,6 +380,7 @@ def fit(
         hooks.call("on_train_end", result)
         return result
     finally:
+        torch.set_num_threads(threads_before)
         if device.type == "cpu":
             torch.use_deterministic_algorithms(was_deterministic)
 

@@ -13,6 +13,7 @@ from typing import Any
 _LAZY = {
     "ScanBrowser": "nodulekit.widgets.scan_browser",
     "PreprocessPreview": "nodulekit.widgets.preprocess_preview",
+    "TrainingMonitor": "nodulekit.widgets.training_monitor",
 }
 
 __all__ = sorted(_LAZY)

@@ -1,0 +1,81 @@
+"""Training curves: loss and validation metrics per epoch (a pure function, data in, Figure out)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+#: validation metrics drawn in the right panel, with their labels
+METRICS = {
+    "val_auc": "ROC AUC",
+    "val_ap": "average precision",
+    "val_f1": "F1 @ 0.5",
+    "val_recall": "recall @ 0.5",
+    "val_precision": "precision @ 0.5",
+}
+
+
+def training_curves_figure(
+    metrics: pd.DataFrame,
+    *,
+    best_epoch: int | None = None,
+    title: str | None = None,
+    figsize: tuple[float, float] = (9.0, 3.4),
+) -> Figure:
+    """Loss (train and validation) and validation metrics against the epoch.
+
+    Parameters
+    ----------
+    metrics : DataFrame
+        Rows of ``metrics.csv``: ``epoch``, ``train_loss``, ``val_loss`` and any of the
+        ``val_*`` columns in `METRICS`. May be empty (the axes are drawn without lines).
+    best_epoch : int, optional
+        Marked with a dashed vertical line (default: the epoch of the highest ``val_auc``).
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        A figure not registered with pyplot (nothing global changes; display or save it).
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, layout="constrained")
+    loss_ax, metric_ax = fig.subplots(1, 2)
+    has_rows = len(metrics) > 0 and "epoch" in metrics
+    if has_rows:
+        epochs = metrics["epoch"].to_numpy()
+        for column, label in (("train_loss", "train"), ("val_loss", "validation")):
+            if column in metrics:
+                loss_ax.plot(epochs, metrics[column].to_numpy(), marker="o", ms=3, label=label)
+        for column, label in METRICS.items():
+            if column in metrics:
+                metric_ax.plot(epochs, metrics[column].to_numpy(), marker="o", ms=3, label=label)
+        if best_epoch is None and "val_auc" in metrics and metrics["val_auc"].notna().any():
+            best_epoch = int(metrics.loc[metrics["val_auc"].idxmax(), "epoch"])
+        if best_epoch is not None:
+            for ax in (loss_ax, metric_ax):
+                ax.axvline(best_epoch, color="0.5", ls="--", lw=1)
+        loss_ax.legend(fontsize=8)
+        metric_ax.legend(fontsize=8, loc="lower right")
+    loss_ax.set(xlabel="epoch", ylabel="BCE loss", title="loss")
+    metric_ax.set(xlabel="epoch", ylabel="score", title="validation", ylim=(0.0, 1.02))
+    for ax in (loss_ax, metric_ax):
+        ax.grid(alpha=0.3)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def figure_png(fig: Figure, *, dpi: int = 80) -> bytes:
+    """PNG bytes of a figure (for an image widget or an HTML report)."""
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()

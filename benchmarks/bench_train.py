@@ -1,0 +1,163 @@
+"""Training throughput, and whether the data pipeline keeps up with it.
+
+Run: ``python benchmarks/bench_train.py [--threads 2] [--shape 24] [--batch 32] [--steps 6]``.
+
+Prints, measured in this one run:
+
+1. training samples per second on the CPU (``torch.set_num_threads(threads)``) for each model;
+2. crops per second from a crop cache (a memory-mapped ``crops.npy`` opened as
+   `nodulekit.preprocess.CropCache`) through `CandidateDataset` with `Augment` and a
+   ``DataLoader`` with 2 workers, against the default model's training samples per second:
+   the ratio should be at least 3 (data is never the bottleneck);
+3. on CUDA, when present: samples per second in fp32 vs mixed precision (bf16 where
+   supported, else fp16) and the peak GPU memory, for each model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from nodulekit.models import build_model
+from nodulekit.preprocess import CropCache
+from nodulekit.train import Augment, BalancedSampler, CandidateDataset
+
+MODELS = ["default", "resnet"]
+
+
+def train_rate(
+    name: str,
+    *,
+    shape: int,
+    batch: int,
+    steps: int,
+    device: str = "cpu",
+    amp: torch.dtype | None = None,
+) -> tuple[float, float]:
+    """(samples per second, peak GPU MiB) of AdamW steps on random crops."""
+    model = build_model(name).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 else None
+    x = torch.rand(batch, 1, shape, shape, shape, device=device)
+    y = (torch.rand(batch, device=device) > 0.5).float()
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+
+    def step() -> None:
+        with torch.autocast(
+            torch.device(device).type, dtype=amp or torch.float32, enabled=amp is not None
+        ):
+            loss = loss_fn(model(x).float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+
+    for _ in range(2):  # warm-up
+        step()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    peak = torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else 0.0
+    return steps * batch / seconds, peak
+
+
+def fake_cache(folder: Path, *, n: int, shape: int) -> CropCache:
+    """A crop cache folder with ``n`` random int16 HU crops (what the loader reads)."""
+    rng = np.random.default_rng(0)
+    crops = np.lib.format.open_memmap(
+        folder / "crops.npy", mode="w+", dtype=np.int16, shape=(n, shape, shape, shape)
+    )
+    crops[:] = rng.integers(-1000, 400, size=crops.shape, dtype=np.int16)
+    crops.flush()
+    del crops
+    index = pd.DataFrame(
+        {
+            "seriesuid": [f"1.2.{i // 50}" for i in range(n)],
+            "coordX": 0.0,
+            "coordY": 0.0,
+            "coordZ": 0.0,
+            "class": (np.arange(n) % 20 == 0).astype(int),
+            "diameter_mm": np.nan,
+            "subset": 0,
+            "outside": False,
+        }
+    )
+    return CropCache(folder, index, {"shape_zyx": [shape] * 3, "size_mm": 40.0})
+
+
+def loader_rate(cache: CropCache, *, batch: int, workers: int, samples: int) -> float:
+    """Crops per second through DataLoader(CandidateDataset(augment=Augment())))."""
+    dataset = CandidateDataset(cache, augment=Augment(seed=0))
+    sampler = BalancedSampler(dataset.labels, num_samples=samples, seed=0)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=batch, sampler=sampler, num_workers=workers
+    )
+    iterator = iter(loader)
+    next(iterator)  # workers started
+    start, count = time.perf_counter(), 0
+    for x, _y, _meta in iterator:
+        count += len(x)
+    return count / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--shape", type=int, default=24, help="crop edge in voxels")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"CPU, {args.threads} threads, crops {args.shape}^3, batch {args.batch}")
+
+    rates = {}
+    for name in MODELS:
+        rates[name], _ = train_rate(name, shape=args.shape, batch=args.batch, steps=args.steps)
+        print(f"  train {name:8s} {rates[name]:8.1f} samples/s")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = fake_cache(Path(tmp), n=2048, shape=args.shape)
+        crops_s = loader_rate(cache, batch=args.batch, workers=args.workers, samples=1024)
+    ratio = crops_s / rates["default"]
+    print(f"  loader with augmentation, {args.workers} workers: {crops_s:8.1f} crops/s")
+    print(f"  ratio loader / default-model training: {ratio:.1f} (target >= 3)")
+
+    if torch.cuda.is_available():
+        amp = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        print(
+            f"CUDA {torch.cuda.get_device_name()}, crops 32^3 and 64^3, batch 64, "
+            f"mixed precision = {str(amp).removeprefix('torch.')}"
+        )
+        for shape in (32, 64):
+            for name in MODELS:
+                fp32, mem32 = train_rate(name, shape=shape, batch=64, steps=20, device="cuda")
+                mixed, mem16 = train_rate(
+                    name, shape=shape, batch=64, steps=20, device="cuda", amp=amp
+                )
+                print(
+                    f"  {shape}^3 {name:8s} fp32 {fp32:9.1f} samples/s {mem32:7.0f} MiB | "
+                    f"mixed {mixed:9.1f} samples/s {mem16:7.0f} MiB | x{mixed / fp32:.2f}"
+                )
+    else:
+        print("no CUDA device: fp32 vs mixed precision not measured")
+
+
+if __name__ == "__main__":
+    main()

@@ -23,7 +23,7 @@ CI_PARAMETERS: dict[str, dict[str, Any]] = {
     "00_setup_and_data.ipynb": {"N_SYNTHETIC_SCANS": 4},
     "01_exploring_scans.ipynb": {},
     "02_preprocessing.ipynb": {"WORKERS": 2},
-    "03_training.ipynb": {"EPOCHS": 2, "BATCH_SIZE": 16, "SAMPLES_PER_EPOCH": 256},
+    "03_training.ipynb": {"EPOCHS": 2, "BATCH_SIZE": 16, "SAMPLES_PER_EPOCH": 128},
 }
 
 #: text that means something failed, wherever it appears in an output

@@ -25,6 +25,7 @@ _LAZY = {
     "Callback": "nodulekit.train.callbacks",
     "load_checkpoint": "nodulekit.train.checkpoint",
     "save_checkpoint": "nodulekit.train.checkpoint",
+    "sha256_of": "nodulekit.train.checkpoint",
     "binary_metrics": "nodulekit.train.metrics",
 }
 

@@ -107,9 +107,18 @@ def test_resume_with_another_model_is_refused(fake_cache, tmp_path):
         )
 
 
-def test_early_stopping_and_stop_requests(fake_cache, tmp_path):
+def test_a_callback_can_stop_training(fake_cache, tmp_path):
     result = fit(_config(tmp_path, epochs=5), *_datasets(fake_cache), callbacks=[StopAfter(2)])
     assert len(result.metrics) == 2
+
+
+def test_early_stopping_after_patience_epochs_without_a_better_auc(fake_cache, tmp_path):
+    train, _ = _datasets(fake_cache, augment=False)
+    negatives = np.flatnonzero(fake_cache.index["class"].to_numpy() == 0)[:8]
+    val = CandidateDataset(fake_cache, negatives)  # one class: AUC is NaN, never improves
+    result = fit(_config(tmp_path, epochs=6, patience=2, samples_per_epoch=32), train, val)
+    assert result.metrics["epoch"].tolist() == [0, 1, 2]
+    assert result.best_epoch == 0
 
 
 def test_resolve_device():

@@ -35,11 +35,13 @@ def grow_vessels(
     anatomy: Anatomy,
     *,
     min_radius_mm: float = 0.5,
-    trees_per_lung: int = 8,
+    trees_per_lung: int | None = None,
 ) -> VesselTree:
     """Grow trees from each hilum into the lung, a generation at a time, branching by
     Murray's law (r0^3 = r1^3 + r2^3) until the vessels are thinner than ``min_radius_mm``."""
     s = anatomy.scale
+    if trees_per_lung is None:  # bigger lungs need more trees to fill them
+        trees_per_lung = round(8 * max(1.0, anatomy.a / 85.0))
     segs: list[tuple[np.ndarray, np.ndarray, float, float, bool]] = []
     for side, label in ((-1.0, RIGHT_LUNG), (1.0, LEFT_LUNG)):
         hilum = anatomy.world(side * anatomy.mediastinum, 0.05, anatomy.carina_t - 0.12)

@@ -136,3 +136,30 @@ def test_notebook_runs_top_to_bottom(name, workdir):
     seconds = run_notebook(name, workdir, out_dir)  # raises PapermillExecutionError on a failure
     found = problems(out_dir / name)
     assert not found, f"{name} ran in {seconds:.0f} s with problems:\n" + "\n".join(found)
+
+
+def test_problems_finds_errors_tracebacks_and_widget_errors(tmp_path):
+    state = {
+        "m1": {"state": {"_dom_classes": ["nk-error"], "value": "<div>bad scan</div>"}},
+        "m2": {"state": {"_dom_classes": ["nk-error"], "value": ""}},
+    }
+    notebook = {
+        "metadata": {"widgets": {"application/vnd.jupyter.widget-state+json": {"state": state}}},
+        "cells": [
+            {"cell_type": "code", "outputs": [{"output_type": "stream", "text": "fine\n"}]},
+            {"cell_type": "code", "outputs": [{"output_type": "error", "ename": "ValueError",
+                                               "evalue": "boom", "traceback": []}]},
+            {"cell_type": "code", "outputs": [{"output_type": "stream", "name": "stderr",
+                                               "text": "Traceback (most recent call last):\n"}]},
+            {"cell_type": "code", "outputs": [{"output_type": "display_data",
+                                               "data": {"text/plain": ["Error displaying widget"]}}]},
+        ],
+    }  # fmt: skip
+    path = tmp_path / "executed.ipynb"
+    path.write_text(json.dumps(notebook))
+    found = problems(path)
+    assert found[0] == "cell 1: ValueError: boom"
+    assert any("cell 2" in p and "Traceback" in p for p in found)
+    assert any("cell 3" in p and "Error displaying widget" in p for p in found)
+    assert found[-1] == "widget error box: <div>bad scan</div>"
+    assert len(found) == 4

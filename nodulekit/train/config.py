@@ -40,7 +40,7 @@ class TrainConfig:
     model_options: dict = field(
         default_factory=dict, metadata={"help": "model constructor options as JSON"}
     )
-    epochs: int = _opt(8, "maximum number of epochs")
+    epochs: int = _opt(10, "maximum number of epochs")
     batch_size: int = _opt(32, "batch size per process")
     lr: float = _opt(3e-3, "peak learning rate (AdamW)")
     weight_decay: float = _opt(1e-4, "AdamW weight decay")
@@ -60,7 +60,7 @@ class TrainConfig:
     crop_size_mm: float = _opt(40.0, "physical edge length of a crop in mm")
     crop_shape: tuple[int, ...] = _opt((24, 24, 24), "crop shape in voxels (z y x)")
     cache_workers: int = _opt(2, "processes that build the crop cache")
-    patience: int = _opt(3, "stop after this many epochs without a better val AUC (0: never)")
+    patience: int = _opt(4, "stop after this many epochs without a better val AUC (0: never)")
     resume: str | None = _opt(None, "checkpoint to resume from (last.pt of an earlier run)")
     progress: bool | None = _opt(None, "show progress bars (default: when stderr is a TTY)")
 

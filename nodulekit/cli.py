@@ -238,6 +238,45 @@ def train(ctx: typer.Context) -> None:
         )
 
 
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Folder for every output.")] = Path("nodulekit-demo"),
+    scans: Annotated[int, typer.Option(help="Synthetic scans to make (over 10 subsets).")] = 20,
+    seed: Annotated[int, typer.Option(help="Seed of the data and the training.")] = 0,
+    epochs: Annotated[
+        Optional[int],  # noqa: UP045 - typer needs Optional on 3.10
+        typer.Option(help="Training epochs (default: nodulekit train's)."),
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto (CUDA, MPS, CPU), cpu, cuda...")] = "auto",
+    threads: Annotated[int, typer.Option(help="torch CPU threads (0: torch's default).")] = 0,
+    data: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="Use this LUNA16-layout root instead of making synthetic data."),
+    ] = None,
+) -> None:
+    """Run the whole kit once: synthesise LUNA16-format data, cache crops, train the default
+    3D CNN, test it on held-out series, and print where the figures and checkpoint are."""
+    import sys
+
+    from nodulekit.demo import run_demo
+    from nodulekit.errors import NodulekitError
+
+    try:
+        run_demo(
+            out,
+            data=data,
+            n_scans=scans,
+            seed=seed,
+            epochs=epochs,
+            device=device,
+            threads=threads,
+            progress=sys.stderr.isatty(),
+            echo=typer.echo,
+        )
+    except NodulekitError as e:
+        raise _fail(e) from e
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

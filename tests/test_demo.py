@@ -1,0 +1,113 @@
+"""The demo end to end on a tiny synthetic set, and that nothing it writes names a patient."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from nodulekit.cli import app
+from nodulekit.data import Luna16, make_synthetic_luna16, read_scan, write_scan
+from nodulekit.demo import run_demo
+from tests.privacy_helpers import find_in_tree, make_identified_dicom_series
+
+TINY_TRAINING = {"samples_per_epoch": 64, "batch_size": 16, "crop_shape": (16, 16, 16)}
+
+
+@pytest.mark.slow
+def test_demo_writes_everything_under_its_folder_and_reuses_data(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    lines: list[str] = []
+    result = run_demo(
+        "out",
+        n_scans=4,
+        size="tiny",
+        epochs=1,
+        threads=1,
+        train_options=TINY_TRAINING,
+        echo=lines.append,
+    )
+    out = tmp_path / "out"
+    assert result.out_dir == out
+    for path in (
+        "run/metrics.csv",
+        "run/best.pt",
+        "run/config.json",
+        "figures/training_curves.png",
+        "summary.json",
+        "data/annotations.csv",
+    ):
+        assert (out / path).is_file(), path
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # nothing outside --out
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["seconds"]) == {"synthesise", "cache", "train", "report"}
+    assert 0.0 <= summary["test_metrics"]["auc"] <= 1.0
+    text = "\n".join(lines)
+    assert "held-out test series: ROC AUC" in text and str(out / "run" / "best.pt") in text
+    config = json.loads((out / "run" / "config.json").read_text())
+    assert (config["val_subsets"], config["test_subsets"]) == ([2], [3])  # the last two subsets
+    again: list[str] = []
+    run_demo(
+        "out",
+        n_scans=4,
+        size="tiny",
+        epochs=1,
+        threads=1,
+        train_options=TINY_TRAINING,
+        echo=again.append,
+    )
+    assert "synthetic data: reusing" in again[0]
+
+
+def test_demo_refuses_a_root_with_too_few_subsets(tmp_path):
+    root = make_synthetic_luna16(tmp_path / "d", n_scans=2, size="tiny", progress=False)
+    result = CliRunner().invoke(app, ["demo", "--data", str(root), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert "needs scans in at least 3 subsets" in result.output
+
+
+@pytest.mark.slow
+def test_no_output_of_the_demo_pipeline_names_the_patient(tmp_path):
+    """A name and a birth date planted in DICOM never reach a file nodulekit writes."""
+    root = make_synthetic_luna16(tmp_path / "data", n_scans=4, size="tiny", progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        luna = Luna16(root)
+    # replace one synthetic scan by a CT series read from identified DICOM files
+    uid = luna.scans["seriesuid"].iloc[0]
+    series = make_identified_dicom_series(
+        tmp_path / "dicom",
+        n_slices=24,
+        patient_name="Doe^Jane",
+        birth_date="19450317",
+        shape_yx=(64, 64),
+    )
+    scan = read_scan(series.folder)
+    assert scan.metadata["identifying_tags"]  # the files do carry identifiers
+    write_scan(scan.with_array(scan.array), luna.scan_path(uid))
+    center = scan.voxel_to_world(np.array(scan.shape) / 2)
+    candidates = pd.read_csv(root / "candidates_V2.csv", dtype={"seriesuid": str})
+    candidates = candidates[candidates["seriesuid"] != uid]
+    extra = pd.DataFrame(
+        {
+            "seriesuid": [uid] * 2,
+            "coordX": [center[0]] * 2,
+            "coordY": [center[1]] * 2,
+            "coordZ": [center[2]] * 2,
+            "class": [1, 0],
+        }
+    )
+    pd.concat([candidates, extra]).to_csv(root / "candidates_V2.csv", index=False)
+
+    out = tmp_path / "out"
+    run_demo(out, data=root, epochs=1, threads=1, train_options=TINY_TRAINING, echo=lambda _: None)
+    info = CliRunner().invoke(app, ["info", str(series.folder)])
+    (out / "info.txt").write_text(info.output)
+    assert "Doe^Jane" not in info.output
+    assert find_in_tree(series.folder, series.needles)  # the search does find them in the input
+    assert find_in_tree(out, series.needles) == []
+    assert find_in_tree(root, series.needles) == []  # the data root holds the crop cache

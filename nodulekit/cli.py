@@ -173,7 +173,7 @@ def synth(
     ] = False,
 ) -> None:
     """Write a synthetic chest-CT data set in the LUNA16 layout (scans, annotations,
-    candidates, lung and nodule masks), to run everything without the 120 GB download."""
+    candidates, lung and nodule masks), to run everything without the LUNA16 download (about 70 GB zipped)."""
     import json
     import time
 

@@ -138,6 +138,18 @@ class PreprocessPreview(widgets.VBox):
         )
         views = widgets.HBox([self.original_image, self.resampled_image])
         super().__init__([controls, views, self.crop_image, self.status])
+        # CSS classes: what browser tests (and custom styles) find the parts by
+        for widget, name in (
+            (self, "nk-preprocess-preview"),
+            (self.slice_slider, "nk-slice-slider"),
+            (self.preset, "nk-window-preset"),
+            (self.original_image, "nk-original-image"),
+            (self.resampled_image, "nk-resampled-image"),
+            (self.crop_image, "nk-crop-image"),
+            (self.show_mask, "nk-mask-toggle"),
+            (self.candidate, "nk-candidate"),
+        ):
+            widget.add_class(name)
         self.redraw()
 
     # -- state -----------------------------------------------------------------------------

@@ -193,13 +193,10 @@ def test_preprocess_preview_in_chromium(chromium, lab, screenshots):
     page = open_and_run(chromium, lab, "02_preprocessing.ipynb", screenshots)
     assert not page_problems(page), page_problems(page)
     preview = page.locator(".nk-preprocess-preview")
-    if preview.count() == 0:  # no CSS class on the widget: the outermost box with a slice slider
-        label = page.locator(".widget-label", has_text=re.compile(r"^\s*slice\s*$"))
-        preview = page.locator(".widget-vbox", has=label)
     assert preview.count() >= 1, "notebook 02 shows no PreprocessPreview"
     preview = preview.first
-    image = preview.locator("img").first
-    slider = preview.locator(".widget-slider").first  # the slice slider comes first
+    image = preview.locator(".nk-original-image").first
+    slider = preview.locator(".nk-slice-slider").first
     before = pixels(image)
     drag_slider(page, slider, -60)
     moved = wait_until_changed(image, before)

@@ -150,8 +150,6 @@ def run_demo(
         "seed": seed,
         "device": device,
         "progress": progress,
-        "val_subsets": (subsets[-2],),
-        "test_subsets": (subsets[-1],),
         "threads": threads,
     }
     if epochs is not None:

@@ -28,26 +28,6 @@ def data_root(data_dir: str = "", *, n_scans: int = 8, seed: int = 0) -> Path:
     return SYNTHETIC
 
 
-def choose_splits(subsets, val_subsets=None, test_subsets=None) -> tuple[tuple, tuple]:
-    """Validation and test subsets: as given, else the last one or two subsets on disk."""
-    subsets = sorted(int(s) for s in subsets)
-    if val_subsets is None and len(subsets) < 2:
-        raise ValueError(f"training splits scans by subset and only subsets {subsets} are on "
-                         "disk: download two or more (`nodulekit download DIR --subsets 0,1`) "
-                         "or set VAL_SUBSETS and TEST_SUBSETS")  # fmt: skip
-    val = (
-        tuple(val_subsets)
-        if val_subsets is not None
-        else (subsets[-2 if len(subsets) > 2 else -1],)
-    )
-    test = (
-        tuple(test_subsets)
-        if test_subsets is not None
-        else tuple(subsets[-1:] if len(subsets) > 2 else ())
-    )
-    return val, test
-
-
 def _say(ok: bool, hint: str) -> None:
     print("✔ Right." if ok else f"✘ Not yet. Hint: {hint}")
 

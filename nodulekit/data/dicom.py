@@ -32,10 +32,10 @@ IDENTIFYING_TAGS: dict[str, str] = {
     "0008|0030": "StudyTime",
 }
 
-# Acquisition facts that identify no one; these go into Scan.metadata.
+# Acquisition facts that identify no one; these go into Scan.metadata. (SeriesDescription is
+# free text that may name someone: shown when listing series, never kept in a Scan.)
 SAFE_TAGS: dict[str, str] = {
     "0008|0060": "Modality",
-    "0008|103e": "SeriesDescription",
     "0018|0050": "SliceThickness",
     "0018|1210": "ConvolutionKernel",
     "0008|0070": "Manufacturer",
@@ -178,6 +178,8 @@ def read_dicom_series(
         )
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(list(pick.files))
+    warnings_were_shown = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)  # uneven slices: our own error below
     try:
         image = reader.Execute()
     except RuntimeError as e:
@@ -185,6 +187,19 @@ def read_dicom_series(
             f"{pick.folder}: cannot read DICOM series {pick.seriesuid}: "
             f"{str(e).strip().splitlines()[-1]} ({DICOM_HINT})"
         ) from e
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(warnings_were_shown)
+    if image.HasMetaDataKey("ITK_non_uniform_sampling_deviation"):
+        z_mm = sorted(
+            float(_header(f).get("0020|0032", "0\\0\\0").split("\\")[2]) for f in pick.files
+        )
+        gaps = sorted({round(b - a, 3) for a, b in zip(z_mm, z_mm[1:], strict=False)})
+        raise ScanReadError(
+            f"{pick.folder}: series {pick.seriesuid} has unevenly spaced or missing slices "
+            f"(gaps between slice positions of {gaps} mm over {len(pick.files)} files); "
+            "a volume built from it would have wrong geometry. "
+            "Check that no .dcm file of the series is missing (re-export or re-download it)"
+        )
     header = _header(pick.files[0])
     metadata: dict[str, object] = {"format": "DICOM"}
     metadata.update({name: header[tag] for tag, name in SAFE_TAGS.items() if header.get(tag)})

@@ -535,6 +535,8 @@ def download_luna16(
             _say(f"{remote.key}: {out_dir / remote.stem} exists without a marker; left alone")
             continue
         local = out_dir / remote.key
+        if not remote.checksum:
+            _say(f"{remote.key}: WARNING: the record gives no checksum; only the size is checked")
         if item.status == "downloaded" and remote.checksum:
             _verify_or_move_aside(local, local, remote.checksum)
         elif item.status != "downloaded":
@@ -549,8 +551,9 @@ def download_luna16(
         if extract and remote.is_archive:
             folder = _extract_into(local, out_dir, remote.stem, progress=progress)
             local.unlink()
-            _say(f"{remote.key}: verified and extracted into {folder}")
+            checked = "verified" if remote.checksum else "size checked"
+            _say(f"{remote.key}: {checked} and extracted into {folder}")
         else:
-            _say(f"{remote.key}: verified, {local}")
+            _say(f"{remote.key}: {'verified' if remote.checksum else 'size checked'}, {local}")
     _say(f"LUNA16 ready in {out_dir}")
     return out_dir

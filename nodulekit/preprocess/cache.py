@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import multiprocessing
 import os
 import re
 import shutil
@@ -517,11 +518,17 @@ def _run_tasks(
                 _crop_scan_task(*task)
                 bar.update()
         else:
-            with ProcessPoolExecutor(max_workers=min(workers, len(tasks))) as pool:
+            # spawn: the caller may already run torch or CUDA threads, which fork can deadlock
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=context) as pool:
                 futures = [pool.submit(_crop_scan_task, *task) for task in tasks]
-                for future in as_completed(futures):
-                    future.result()
-                    bar.update()
+                try:
+                    for future in as_completed(futures):
+                        future.result()
+                        bar.update()
+                except BaseException:
+                    pool.shutdown(cancel_futures=True)  # one bad scan: say so now, not at the end
+                    raise
     finally:
         bar.close()
 

@@ -19,6 +19,7 @@ _LAZY = {
     "resolve_device": "nodulekit.train.loop",
     "CandidateDataset": "nodulekit.train.data",
     "split_by_series": "nodulekit.train.data",
+    "choose_splits": "nodulekit.train.data",
     "luna16_folds": "nodulekit.train.data",
     "BalancedSampler": "nodulekit.train.sampler",
     "Augment": "nodulekit.train.augment",

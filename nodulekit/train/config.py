@@ -50,8 +50,16 @@ class TrainConfig:
     amp: bool = _opt(True, "mixed precision on CUDA (bf16 where supported, else fp16)")
     seed: int = _opt(0, "random seed: same seed, same metrics on the CPU")
     device: str = _opt("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
-    val_subsets: tuple[int, ...] = _opt((8,), "LUNA16 subsets used for validation")
-    test_subsets: tuple[int, ...] = _opt((9,), "LUNA16 subsets held out for the final test")
+    val_subsets: tuple[int, ...] | None = _opt(
+        None,
+        "LUNA16 subsets used for validation (default: the one before the last on disk, "
+        "or the last when only two are there: 8 on full LUNA16)",
+    )
+    test_subsets: tuple[int, ...] | None = _opt(
+        None,
+        "LUNA16 subsets held out for the final test (default: the last on disk when three or "
+        "more are there: 9 on full LUNA16; give the option with no value for none)",
+    )
     positive_fraction: float = _opt(0.5, "share of nodules in each training epoch")
     samples_per_epoch: int = _opt(1536, "training samples per epoch (all processes together)")
     augment: bool = _opt(True, "augment training crops (flips, rot90, shift, scale, noise)")
@@ -65,8 +73,10 @@ class TrainConfig:
     progress: bool | None = _opt(None, "show progress bars (default: when stderr is a TTY)")
 
     def __post_init__(self) -> None:
-        self.val_subsets = tuple(int(v) for v in self.val_subsets)
-        self.test_subsets = tuple(int(v) for v in self.test_subsets)
+        if self.val_subsets is not None:
+            self.val_subsets = tuple(int(v) for v in self.val_subsets)
+        if self.test_subsets is not None:
+            self.test_subsets = tuple(int(v) for v in self.test_subsets)
         self.crop_shape = tuple(int(v) for v in self.crop_shape)
         # JSON-normal form (tuples become lists) so a config equals its config.json round trip
         self.model_options = json.loads(json.dumps(dict(self.model_options)))

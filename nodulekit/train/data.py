@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
+from nodulekit.errors import NodulekitError
 from nodulekit.preprocess.window import normalize_hu
 
 
@@ -144,6 +145,45 @@ def split_by_series(
         "val": np.flatnonzero(in_val),
         "test": np.flatnonzero(in_test),
     }
+
+
+def choose_splits(
+    subsets: Iterable[int],
+    val_subsets: Iterable[int] | None = None,
+    test_subsets: Iterable[int] | None = None,
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Validation and test subsets: as given, else the last one or two subsets on disk.
+
+    With three or more subsets on disk the last one is the held-out test and the one before
+    it validates (subsets 8 and 9 on a full LUNA16 root); with two, the last validates and
+    there is no test split.
+
+    Examples
+    --------
+    >>> choose_splits(range(10))
+    ((8,), (9,))
+    >>> choose_splits([0, 1])
+    ((1,), ())
+    >>> choose_splits([0, 1, 2], val_subsets=[0], test_subsets=[])
+    ((0,), ())
+    """
+    present = sorted({int(s) for s in subsets})
+    if val_subsets is None and len(present) < 2:
+        raise NodulekitError(
+            f"training splits scans by subset and only subsets {present} are on disk: "
+            "download two or more (`nodulekit download DIR --subsets 0,1`), or give "
+            "--val-subsets and --test-subsets"
+        )
+    val = (
+        tuple(int(s) for s in val_subsets)
+        if val_subsets is not None
+        else (present[-2 if len(present) > 2 else -1],)
+    )
+    if test_subsets is not None:
+        test = tuple(int(s) for s in test_subsets)
+    else:
+        test = tuple(present[-1:]) if len(present) > 2 and present[-1] not in val else ()
+    return val, test
 
 
 def luna16_folds(index: pd.DataFrame, fold: int, *, n_folds: int = 10) -> dict[str, np.ndarray]:

@@ -8,6 +8,7 @@ CPU). Without those variables everything runs in one process and these helpers d
 
 from __future__ import annotations
 
+import datetime
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -44,7 +45,10 @@ def init_distributed(device_type: str = "cpu") -> DistInfo:
         backend = "nccl" if device_type == "cuda" else "gloo"
         if device_type == "cuda":
             torch.cuda.set_device(local_rank)
-        dist.init_process_group(backend=backend)
+        # long timeout: rank 0 may spend hours building the crop cache of full LUNA16 while
+        # the others wait at a barrier (the default, 10-30 minutes, would kill them)
+        hours = float(os.environ.get("NODULEKIT_DIST_TIMEOUT_HOURS", "12"))
+        dist.init_process_group(backend=backend, timeout=datetime.timedelta(hours=hours))
     return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank)
 
 

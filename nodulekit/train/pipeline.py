@@ -5,7 +5,8 @@
    ``<data>/.nodulekit-cache`` (shared by every run on that data), or ``<out>/cache`` when the
    data root is read-only; a cache built with other crop parameters is rebuilt, never reused;
 3. split candidates by series: ``val_subsets`` validate, ``test_subsets`` are held out for
-   the final test, the other subsets train;
+   the final test (by default the last two subsets on disk, `choose_splits`), the other
+   subsets train;
 4. `nodulekit.train.loop.fit`.
 """
 
@@ -20,7 +21,7 @@ from nodulekit.errors import NodulekitError
 from nodulekit.train import distributed as ddp
 from nodulekit.train.augment import Augment
 from nodulekit.train.config import TrainConfig
-from nodulekit.train.data import CandidateDataset, split_by_series
+from nodulekit.train.data import CandidateDataset, choose_splits, split_by_series
 from nodulekit.train.loop import TrainResult, data_fingerprint, fit, resolve_device
 
 
@@ -69,7 +70,15 @@ def open_or_build_cache(config: TrainConfig, *, progress: bool = False):
 
 
 def make_datasets(config: TrainConfig, cache: Any) -> dict[str, CandidateDataset]:
-    """Train (augmented when ``config.augment``), val and test datasets split by series."""
+    """Train (augmented when ``config.augment``), val and test datasets split by series.
+
+    Validation and test subsets left as ``None`` in ``config`` are chosen by
+    `choose_splits` from the subsets in the cache, and written back into ``config`` so that
+    ``config.json`` records them.
+    """
+    config.val_subsets, config.test_subsets = choose_splits(
+        cache.index["subset"].astype(int), config.val_subsets, config.test_subsets
+    )
     splits = split_by_series(
         cache.index, val_subsets=config.val_subsets, test_subsets=config.test_subsets
     )

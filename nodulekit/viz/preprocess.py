@@ -122,7 +122,7 @@ def crop_box_on_slice(scan: Scan, crop: Crop, index: int) -> Box | None:
     )  # fmt: skip
     vox = scan.world_to_voxel(crop.voxel_to_world(corners))
     lo, hi = vox.min(axis=0), vox.max(axis=0)
-    if not (lo[0] - 0.5 <= index <= hi[0] + 0.5):
+    if not (lo[0] <= index <= hi[0]):  # lo/hi already sit on the crop's outer voxel edges
         return None
     return Box(float(lo[1]), float(hi[1]), float(lo[2]), float(hi[2]))
 

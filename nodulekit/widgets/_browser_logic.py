@@ -6,6 +6,8 @@ function that meets bad input raises `ScanReadError` with the message the widget
 
 from __future__ import annotations
 
+import html
+
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -370,7 +372,7 @@ def summary_html(summary: dict[str, Any]) -> str:
         else "n/a"
     )
     items = [
-        f"<b>{summary['description']}</b>",
+        f"<b>{html.escape(summary['description'])}</b>",
         f"scans on disk: {summary['scans_on_disk']}" + (f" ({subsets})" if subsets else ""),
         f"missing (named in the tables, not on disk): {summary['scans_missing']}",
         f"nodules: {summary['nodules']} · excluded findings: {summary['excluded_findings']}",

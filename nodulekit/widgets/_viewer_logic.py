@@ -22,7 +22,7 @@ from nodulekit.viz.slices import (
 )
 
 PLANE_AXIS = {"axial": 0, "coronal": 1, "sagittal": 2}
-DEFAULT_CACHE_BYTES = 1 << 30  # 1 GiB
+DEFAULT_CACHE_BYTES = 512 << 20  # 512 MiB: Binder gives a kernel about 2 GB
 
 
 def clip_index(scan: Scan, index_zyx: Any) -> tuple[int, int, int]:

@@ -81,7 +81,7 @@ class ScanBrowser(widgets.VBox):
         A LUNA16 root (any subsets on disk), a folder of DICOM series or of scan files, or a
         single ``.mhd``/``.nii(.gz)`` file. Can be typed into the widget later.
     cache_bytes : int
-        Memory budget of the cache of recently loaded scans (1 GiB by default).
+        Memory budget of the cache of recently loaded scans (512 MiB by default).
     raise_errors : bool
         Raise `ScanReadError` for a bad path instead of showing it in the widget.
     autoload : bool
@@ -137,9 +137,10 @@ class ScanBrowser(widgets.VBox):
         self.warning_box = w.HTML()
         self.summary = w.HTML()
         self.histogram = w.Image(format="png", layout=w.Layout(width="320px"))
-        self.has_nodules_filter = w.Dropdown(options=[("any", None), ("with nodules", True),
+        # no option has the value None: ipywidgets shows a None value as an empty box
+        self.has_nodules_filter = w.Dropdown(options=[("any", "any"), ("with nodules", True),
                                                       ("without", False)], description="Nodules")  # fmt: skip
-        self.subset_filter = w.Dropdown(options=[("all", None)], description="Subset")
+        self.subset_filter = w.Dropdown(options=[("all", -1)], value=-1, description="Subset")
         self.thickness_filter = w.FloatRangeSlider(value=(0.0, 10.0), min=0.0, max=10.0, step=0.25,
                                                    description="Slice mm")  # fmt: skip
         self.uid_filter = w.Text(placeholder="UID contains", layout=w.Layout(width="160px"))
@@ -254,8 +255,8 @@ class ScanBrowser(widgets.VBox):
         thick = table["slice_thickness_mm"].dropna()
         self._quiet = True
         try:
-            self.subset_filter.options = [("all", None)] + [(f"subset{s}", s) for s in subsets]
-            self.subset_filter.value = None
+            self.subset_filter.options = [("all", -1)] + [(f"subset{s}", s) for s in subsets]
+            self.subset_filter.value = -1
             top = float(max(10.0, thick.max() if len(thick) else 10.0))
             self.thickness_filter.max = top
             self.thickness_filter.value = (0.0, top)
@@ -269,8 +270,10 @@ class ScanBrowser(widgets.VBox):
         low, high = self.thickness_filter.value
         table = logic.filter_series(
             self.table,
-            has_nodules=self.has_nodules_filter.value,
-            subset=self.subset_filter.value,
+            has_nodules=None
+            if self.has_nodules_filter.value == "any"
+            else self.has_nodules_filter.value,
+            subset=None if self.subset_filter.value == -1 else self.subset_filter.value,
             text=self.uid_filter.value,
             sort_by=SORT_KEYS[self.sort_by.value],
             ascending=not self.sort_descending.value,

@@ -150,3 +150,13 @@ def test_deidentified_series_is_not_flagged_as_identifying(tmp_path):
     assert "PatientName" in read_scan(tmp_path / "in").metadata["identifying_tags"]
     deidentify_folder(tmp_path / "in", tmp_path / "out", salt="a-secret-salt-of-32-characters!!")
     assert read_scan(tmp_path / "out").metadata["identifying_tags"] == []
+
+
+def test_dicom_series_with_a_missing_slice_is_refused_not_misread(tmp_path):
+    _write_dicom_series(tmp_path, "1.2.3.400", n=5)
+    (tmp_path / "002.dcm").unlink()
+    with pytest.raises(
+        ScanReadError,
+        match=r"unevenly spaced or missing slices \(gaps between slice positions of \[2\.5, 5\.0\] mm",
+    ):
+        read_scan(tmp_path)

@@ -104,11 +104,3 @@ def test_imbalance_and_accuracy_checks(setup, capsys):
 def test_a_hint_never_prints_the_answer(setup, luna, capsys):
     setup.check_large_nodules(luna, 7)
     assert "2" not in capsys.readouterr().out
-
-
-def test_choose_splits(setup):
-    assert setup.choose_splits([0, 1, 2, 3]) == ((2,), (3,))
-    assert setup.choose_splits([0, 1]) == ((1,), ())
-    assert setup.choose_splits([5], (5,), ()) == ((5,), ())
-    with pytest.raises(ValueError, match="download two or more"):
-        setup.choose_splits([0])

@@ -80,3 +80,18 @@ def test_a_series_in_two_subsets_is_refused():
 def test_overlapping_val_and_test_subsets_are_refused(fake_cache):
     with pytest.raises(ValueError, match=r"share subsets \[8\]"):
         split_by_series(fake_cache.index, val_subsets=(8,), test_subsets=(8, 9))
+
+
+def test_choose_splits_takes_the_last_subsets_on_disk_unless_told():
+    from nodulekit.errors import NodulekitError
+    from nodulekit.train import choose_splits
+
+    assert choose_splits(range(10)) == ((8,), (9,))
+    assert choose_splits([0, 1, 2, 3]) == ((2,), (3,))
+    assert choose_splits([0, 1]) == ((1,), ())
+    assert choose_splits([5], (5,), ()) == ((5,), ())
+    assert choose_splits([0, 1, 2], None, ()) == ((1,), ())
+    with pytest.raises(
+        NodulekitError, match=r"only subsets \[0\] are on disk: download two or more"
+    ):
+        choose_splits([0])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import itertools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -193,7 +194,7 @@ def read_dicom_series(
         z_mm = sorted(
             float(_header(f).get("0020|0032", "0\\0\\0").split("\\")[2]) for f in pick.files
         )
-        gaps = sorted({round(b - a, 3) for a, b in zip(z_mm, z_mm[1:], strict=False)})
+        gaps = sorted({round(b - a, 3) for a, b in itertools.pairwise(z_mm)})
         raise ScanReadError(
             f"{pick.folder}: series {pick.seriesuid} has unevenly spaced or missing slices "
             f"(gaps between slice positions of {gaps} mm over {len(pick.files)} files); "

@@ -7,7 +7,6 @@ function that meets bad input raises `ScanReadError` with the message the widget
 from __future__ import annotations
 
 import html
-
 import os
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -18,6 +18,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",  # docstrings reflow: single newlines are spaces
 )
 
 
@@ -99,7 +100,7 @@ def download(
     ] = "https://zenodo.org",
 ) -> None:
     """Download LUNA16 from Zenodo: shows sizes first, resumes broken transfers, checks md5,
-    extracts safely into the LUNA16 layout (subsetN/<uid>.mhd+.raw, annotations.csv...)."""
+    extracts safely into the LUNA16 layout (subsetN/UID.mhd + .raw, annotations.csv...)."""
     from nodulekit.data.download import download_luna16, parse_subsets
     from nodulekit.errors import NodulekitError
 

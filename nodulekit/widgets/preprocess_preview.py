@@ -56,7 +56,7 @@ class PreprocessPreview(widgets.VBox):
         A precomputed lung mask; computed with `nodulekit.preprocess.lung_mask` on first
         use otherwise.
     size_mm, shape_zyx
-        Crop geometry, as in `nodulekit.preprocess.crop`.
+        Crop geometry, as in `nodulekit.preprocess.crop` (default: what training uses).
     resampled_spacing_mm : float
         Spacing of the resampled view.
 
@@ -74,8 +74,8 @@ class PreprocessPreview(widgets.VBox):
         *,
         candidates: pd.DataFrame | None = None,
         lung_mask: np.ndarray | None = None,
-        size_mm: float = 40.0,
-        shape_zyx: tuple[int, int, int] = (32, 32, 32),
+        size_mm: float = 32.0,
+        shape_zyx: tuple[int, int, int] = (24, 24, 24),
         resampled_spacing_mm: float = 1.0,
     ) -> None:
         if lung_mask is not None and lung_mask.shape != scan.shape:

@@ -66,6 +66,14 @@ def all_gather_objects(info: DistInfo, value: Any) -> list[Any]:
     return out
 
 
+def broadcast_tensors(info: DistInfo, tensors: list[torch.Tensor]) -> None:
+    """Overwrite ``tensors`` in place with rank 0's values (nothing in a single process)."""
+    if not info.enabled:
+        return
+    for tensor in tensors:
+        dist.broadcast(tensor, src=0)
+
+
 def broadcast_object(info: DistInfo, value: Any) -> Any:
     """Rank 0's ``value`` on every rank."""
     if not info.enabled:

@@ -355,8 +355,12 @@ def fit(
         best_path = run_dir / "best.pt"
         ddp.barrier(info)
         test_metrics: dict[str, float] = {}
-        if best_path.is_file():
-            net.load_state_dict(load_checkpoint(best_path, map_location=device)["model"])
+        # rank 0 wrote best.pt; every rank tests rank 0's best weights, sent over the process
+        # group (other ranks may not see rank 0's files: no shared filesystem across nodes)
+        if ddp.broadcast_object(info, best_path.is_file() if info.is_main else None):
+            if info.is_main:
+                net.load_state_dict(load_checkpoint(best_path, map_location=device)["model"])
+            ddp.broadcast_tensors(info, list(net.state_dict().values()))
         if test_dataset is not None and len(test_dataset) > 0:
             test_metrics = evaluate_split(
                 net, test_dataset, device=device, batch_size=config.batch_size, amp=amp, info=info
@@ -370,7 +374,7 @@ def fit(
         result = TrainResult(
             run_dir=run_dir,
             metrics=frame,
-            best_checkpoint=best_path if best_path.is_file() else None,
+            best_checkpoint=best_path if best_path.is_file() else None,  # rank 0's view
             last_checkpoint=run_dir / "last.pt" if (run_dir / "last.pt").is_file() else None,
             best_epoch=state["best_epoch"],
             best_val_auc=float("nan") if state["best_auc"] is None else state["best_auc"],

@@ -68,9 +68,11 @@ def _worker(rank: int, world_size: int, port: int, folder: str) -> None:
     )
     train, val = _datasets()
     # each rank gets its own out folder here only so the test can see who wrote what
-    result = fit(_config(os.path.join(folder, f"rank{rank}")), train, val)
+    result = fit(_config(os.path.join(folder, f"rank{rank}")), train, val, test_dataset=val)
     with open(os.path.join(folder, f"seen{rank}.json"), "w") as handle:
-        json.dump({"seen": train.seen, "auc": result.best_val_auc}, handle)
+        json.dump(
+            {"seen": train.seen, "auc": result.best_val_auc, "test": result.test_metrics}, handle
+        )
     torch.distributed.destroy_process_group()
 
 
@@ -87,6 +89,18 @@ def test_two_gloo_processes_split_the_data_and_only_rank0_writes(tmp_path):
     }
     assert not (tmp_path / "rank1").exists()
     assert seen[0]["auc"] == seen[1]["auc"]  # validation is gathered: all ranks agree
+    # the final test uses rank 0's best weights on every rank, though rank 1 cannot see best.pt
+    from nodulekit.models import build_model
+    from nodulekit.train import load_checkpoint
+    from nodulekit.train.loop import evaluate_split
+
+    config = _config("unused")
+    net = build_model(config.model, **config.model_options)
+    net.load_state_dict(load_checkpoint(tmp_path / "rank0" / "best.pt")["model"])
+    _, val = _datasets()
+    alone = evaluate_split(net.eval(), val, device=torch.device("cpu"), batch_size=16)
+    assert seen[0]["test"]["auc"] == seen[1]["test"]["auc"] == pytest.approx(alone["auc"])
+    assert seen[0]["test"]["loss"] == pytest.approx(alone["loss"], abs=1e-6)
     single_train, single_val = _datasets()
     single = fit(_config(str(tmp_path / "single")), single_train, single_val)
     assert seen[0]["auc"] >= 0.9 and single.best_val_auc >= 0.9

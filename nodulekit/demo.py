@@ -75,7 +75,7 @@ def run_demo(
     out_dir: str | Path = "nodulekit-demo",
     *,
     data: str | Path | None = None,
-    n_scans: int = 20,
+    n_scans: int = 30,
     seed: int = 0,
     epochs: int | None = None,
     threads: int = 0,
@@ -94,8 +94,8 @@ def run_demo(
     data : path, optional
         A LUNA16-layout root to use instead of making the synthetic set.
     n_scans, seed : int
-        Size and seed of the synthetic set, spread over up to 10 subsets (20 scans: two per
-        subset). The last subset on disk is the held-out test, the one before it validates,
+        Size and seed of the synthetic set, spread over up to 10 subsets (30 scans: three
+        per subset). The last subset on disk is the held-out test, the one before it validates,
         the rest train (subsets 8 and 9 on a full LUNA16 root).
     epochs : int, optional
         Training epochs (default: `TrainConfig`'s).

@@ -15,6 +15,11 @@ sagittal   x             z, reversed (superior top)   y
 directions (a 2.5 mm slice thickness shows as 2.5 mm, not 0.7 mm); every row/column that this
 module returns (`nodule_circles_on_slice`, `plane_point`) is in those rendered pixels.
 
+The table holds for an LPS array (identity direction, as every LUNA16 ``.mhd``). Slices are
+cut along the array axes, so a scan in another orientation (a RAS NIfTI, z running down)
+must go through `nodulekit.preprocess.orient.reorient_to_lps` first, or it shows mirrored or
+upside down; `slice_figure` does that itself, and its ``index`` is along the LPS array.
+
 Everything here is numpy and Pillow, fast enough to redraw a 512 x 512 slice many times a
 second; `slice_figure` alone uses matplotlib, for figures and reports.
 """
@@ -324,11 +329,15 @@ def slice_figure(
 ) -> Figure:
     """A matplotlib figure of one slice with nodules (solid red) and excluded findings (dashed).
 
-    Draws into ``ax`` when given and returns its figure; axes are in rendered pixels.
+    Draws into ``ax`` when given and returns its figure; axes are in rendered pixels. The
+    scan is shown reoriented to LPS (`reorient_to_lps`); ``index`` is along that array.
     """
     import matplotlib.pyplot as plt
     from matplotlib.patches import Circle
 
+    from nodulekit.preprocess.orient import reorient_to_lps
+
+    scan = reorient_to_lps(scan)
     geo = plane_geometry(scan.shape, scan.spacing_zyx, plane)
     if index is None:
         index = scan.shape[geo.slice_axis] // 2

@@ -38,8 +38,15 @@ def prepare_volume(scan: Scan, *, max_size: int = 112) -> VolumeModel:
 
     The lungs are the air (< -400 HU) not connected to the sides of the volume, i.e. air
     inside the body; a scan without such air (a phantom, a crop) shows its body surface.
+    A scan whose direction is not LPS (a RAS NIfTI, z running down) is first reoriented with
+    `reorient_to_lps`, so the view is never mirrored; the model's ``source`` is that LPS scan
+    (``scan`` itself when it already was LPS).
     """
     from scipy import ndimage
+
+    from nodulekit.preprocess.orient import reorient_to_lps
+
+    scan = reorient_to_lps(scan)
 
     extent_mm = np.asarray(scan.shape, float) * np.asarray(scan.spacing_zyx)
     voxel_mm = float(max(extent_mm.max() / max_size, min(scan.spacing_zyx)))

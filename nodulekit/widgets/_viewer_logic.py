@@ -56,10 +56,10 @@ def probe(scan: Scan, index_zyx: Any) -> dict[str, Any]:
 
 
 def probe_text(info: dict[str, Any]) -> str:
-    """The probe as one line of text."""
+    """The probe as one line of text; the voxel index is in the displayed (LPS) array."""
     x, y, z = info["world_xyz_mm"]
     return (
-        f"world (x, y, z) = ({x:.1f}, {y:.1f}, {z:.1f}) mm · voxel (z, y, x) = "
+        f"world (x, y, z) = ({x:.1f}, {y:.1f}, {z:.1f}) mm · LPS voxel (z, y, x) = "
         f"{info['index_zyx']} · {info['hu']} HU"
     )
 

@@ -20,6 +20,7 @@ import pandas as pd
 
 from nodulekit.data.scan import Scan
 from nodulekit.errors import NodulekitError
+from nodulekit.preprocess.orient import reorient_to_lps
 from nodulekit.viz.slices import (
     draw_circles,
     draw_crosshair,
@@ -108,8 +109,10 @@ class ScanBrowser(widgets.VBox):
         self.autoload = autoload
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nk-browser")
         self._token = 0
-        self._token_lock = threading.Lock()
-        self._quiet = False
+        # guards the token and applying a scan to the widgets (re-entrant: observers of the
+        # widgets set while applying may run on the same thread)
+        self._token_lock = threading.RLock()
+        self._local = threading.local()  # holds `_quiet`, one per thread
         self._base: dict[str, tuple[Any, Any]] = {}  # plane -> (key, rgb without crosshair)
         self._volume_model = None
         self._build()
@@ -118,6 +121,15 @@ class ScanBrowser(widgets.VBox):
         if path is not None:
             self.path_text.value = str(path)
             self.open_path(path, raise_errors=raise_errors)
+
+    @property
+    def _quiet(self) -> bool:
+        """Whether this thread is setting widgets itself (their observers then do nothing)."""
+        return getattr(self._local, "quiet", False)
+
+    @_quiet.setter
+    def _quiet(self, value: bool) -> None:
+        self._local.quiet = value
 
     @classmethod
     def from_path(
@@ -313,8 +325,9 @@ class ScanBrowser(widgets.VBox):
     def select_series(self, seriesuid: str) -> Future:
         """Load a series in the background (instantly from the cache); returns the future.
 
-        The future's result is the `Scan` once the viewer shows it, or None after an error
-        (shown in the widget).
+        The future's result is the `Scan` once the viewer shows it (reoriented to LPS, see
+        `reorient_to_lps`), or None after an error (shown in the widget) or when a later pick
+        superseded it.
         """
         with self._token_lock:
             self._token += 1
@@ -323,38 +336,67 @@ class ScanBrowser(widgets.VBox):
             (v, k) for k, v in self.series_select.options
         ):
             self._quiet = True
-            self.series_select.value = seriesuid
-            self._quiet = False
+            try:
+                self.series_select.value = seriesuid
+            finally:
+                self._quiet = False
+        shown: Future = Future()
+        self.loading = shown
         cached = self.cache.get(seriesuid)
         if cached is not None:
             done: Future = Future()
-            done.set_result(self._show_scan(cached, token, 0.0, from_cache=True))
-            self.loading = done
-            return done
+            done.set_result(cached)
+            self._apply(done, token, 0.0, shown, from_cache=True)
+            return shown
         self.progress.value, self.progress.bar_style = 0, "info"
         self.load_status.value = f"loading {html.escape(logic.short_uid(seriesuid))} …"
-        self.loading = self._executor.submit(self._load, seriesuid, token)
-        return self.loading
-
-    def _load(self, seriesuid: str, token: int) -> Scan | None:
         start = time.perf_counter()
+        read = self._executor.submit(self._read, seriesuid)
+        read.add_done_callback(
+            lambda f: self._apply(f, token, time.perf_counter() - start, shown, from_cache=False)
+        )
+        return shown
+
+    def _read(self, seriesuid: str) -> Scan:
+        """Worker thread: read the scan, reorient it to LPS and cache it; touches no widget."""
+        scan = self.source.load(seriesuid)
+        shown = reorient_to_lps(scan)
+        if shown is not scan:
+            file_orientation = scan.orientation
+            shown = Scan(shown.array, shown.origin, shown.spacing, shown.direction,
+                         shown.seriesuid, shown.path,
+                         {**shown.metadata, "file_orientation": file_orientation})  # fmt: skip
+        self.cache.put(seriesuid, shown)
+        return shown
+
+    def _apply(
+        self, read: Future, token: int, seconds: float, shown: Future, *, from_cache: bool
+    ) -> None:
+        """The one place a loaded scan reaches the widgets: only if ``token`` is still current.
+
+        Runs on the thread that finished ``read`` (the worker, or the caller for the cache);
+        holding the token lock means no newer pick can start applying at the same time, and a
+        pick made meanwhile makes this one stale, so it is dropped.
+        """
+        result: Scan | None = None
         try:
-            scan = self.source.load(seriesuid)
-        except Exception as e:
-            if token == self._token:
-                self.progress.bar_style = "danger"
-                self.load_status.value = "failed"
-                self._show_error(e)
-            return None
-        self.cache.put(seriesuid, scan)
-        return self._show_scan(scan, token, time.perf_counter() - start, from_cache=False)
+            with self._token_lock:
+                if token != self._token:
+                    return  # a newer pick superseded this one
+                if read.cancelled():
+                    return
+                error = read.exception()
+                if error is not None:
+                    self.progress.bar_style = "danger"
+                    self.load_status.value = "failed"
+                    self._show_error(error)
+                    return
+                result = self._show_scan(read.result(), seconds, from_cache=from_cache)
+        finally:
+            shown.set_result(result)
 
     @_guarded
-    def _show_scan(
-        self, scan: Scan, token: int, seconds: float, *, from_cache: bool
-    ) -> Scan | None:
-        if token != self._token:
-            return None  # a newer pick superseded this one
+    def _show_scan(self, scan: Scan, seconds: float, *, from_cache: bool) -> Scan | None:
         self._show_error(None)
         self.scan = scan
         self._base.clear()
@@ -362,10 +404,12 @@ class ScanBrowser(widgets.VBox):
         self.annotations, self.excluded = self.source.nodules(scan.seriesuid)
         self.nodules = nodule_rows(scan, self.annotations, self.excluded)
         how = "from cache" if from_cache else f"read in {seconds:.2f} s"
+        orient = scan.metadata.get("file_orientation")
+        shown_as = f", file orientation {orient}, shown as LPS" if orient else ""
         self.progress.value, self.progress.bar_style = 1, "success"
         self.load_status.value = html.escape(
             f"{logic.short_uid(scan.seriesuid, 16)}: {scan.shape[0]}×{scan.shape[1]}×{scan.shape[2]}"
-            f" voxels, {how}, {len(self.cache)} in cache"
+            f" voxels{shown_as}, {how}, {len(self.cache)} in cache"
         )
         self._quiet = True
         try:

@@ -146,3 +146,51 @@ def test_slice_figure_draws_into_given_axes(scan: Scan) -> None:
     assert len(ax2.patches) == 2 and len(ax1.patches) == 0
     assert ax2.patches[0].get_linestyle() == "-" and ax2.patches[1].get_linestyle() == "--"
     plt.close(fig)
+
+
+# -- orientation: a scan whose file is not LPS shows as LPS ------------------------------------
+BRIGHT_XYZ_MM = (3.0, 5.0, 2.0)  # world point of the one bright voxel
+
+
+def _bright_scan(direction: tuple[float, ...]) -> Scan:
+    """A (4, 6, 8) scan of 1 mm voxels whose one bright voxel sits at `BRIGHT_XYZ_MM`.
+
+    The origin is placed so that the grid covers world x 0..7, y 0..5, z 0..3 whatever the
+    direction (its flipped axes run from the far end back).
+    """
+    signs = np.diag(np.asarray(direction, float).reshape(3, 3))  # x, y, z
+    far = np.array([7.0, 5.0, 3.0])
+    origin = np.where(signs > 0, 0.0, far)
+    scan = Scan(np.full((4, 6, 8), -1000, np.int16), origin=origin, spacing=(1, 1, 1),
+                direction=direction)  # fmt: skip
+    z, y, x = scan.world_to_index(BRIGHT_XYZ_MM)
+    scan.array[z, y, x] = 400
+    return scan
+
+
+@pytest.mark.parametrize(
+    "direction",
+    [(-1, 0, 0, 0, -1, 0, 0, 0, 1), (1, 0, 0, 0, 1, 0, 0, 0, -1)],
+    ids=["RAS", "z-flipped"],
+)
+def test_reoriented_scan_renders_like_the_lps_one(direction) -> None:
+    from nodulekit.preprocess.orient import reorient_to_lps
+
+    lps = _bright_scan((1, 0, 0, 0, 1, 0, 0, 0, 1))
+    other = _bright_scan(direction)
+    assert reorient_to_lps(lps) is lps
+    shown = reorient_to_lps(other)
+    assert shown.orientation == "LPS" and shown.shape == lps.shape
+    z, y, x = shown.world_to_index(BRIGHT_XYZ_MM)
+    assert shown.array[z, y, x] == 400
+    assert shown.voxel_to_world((z, y, x)) == pytest.approx(BRIGHT_XYZ_MM)
+    lps_index, raw_index = lps.world_to_index(BRIGHT_XYZ_MM), other.world_to_index(BRIGHT_XYZ_MM)
+    raw_differs = []
+    for axis, plane in enumerate(("axial", "coronal", "sagittal")):
+        ref = render_slice(lps, plane, int(lps_index[axis]))
+        # the reoriented scan has the bright pixel where the LPS scan has it, in every plane ...
+        np.testing.assert_array_equal(render_slice(shown, plane, int((z, y, x)[axis])), ref)
+        raw_differs.append(
+            not np.array_equal(render_slice(other, plane, int(raw_index[axis])), ref)
+        )
+    assert any(raw_differs)  # ... the file's own array does not (mirrored or upside down)

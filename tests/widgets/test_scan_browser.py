@@ -296,3 +296,46 @@ def test_real_sample_luna_and_dicom(sample_dir: Path) -> None:
         assert dicom.loading.result(timeout=60).shape == (133, 512, 512)
     finally:
         dicom.close()
+
+
+def test_slow_older_load_does_not_overwrite_a_cached_pick(browser: ScanBrowser) -> None:
+    import threading
+
+    browser.select_series(B).result(timeout=30)  # B now in the cache
+    release = threading.Event()
+    read = browser.source.load
+
+    def slow_load(uid: str):
+        release.wait(10)
+        return read(uid)
+
+    browser.source.load = slow_load
+    slow = browser.select_series(A)  # A waits in the worker thread
+    fast = browser.select_series(B)  # B from the cache, shown at once
+    assert fast.done() and fast.result().seriesuid == B
+    release.set()
+    assert slow.result(timeout=30) is None  # A finished last and was dropped
+    assert A in browser.cache  # ... but it was read and cached
+    assert browser.scan.seriesuid == B and browser.loading is fast
+    assert browser.load_status.value.startswith("1.2.3.200")
+
+
+def test_file_in_ras_is_shown_as_lps(tmp_path: Path) -> None:
+    array = np.full((4, 6, 8), -1000, np.int16)
+    array[1, 2, 3] = 400
+    ras = Scan(array, origin=(7, 5, 0), spacing=(1, 1, 1), direction=(-1, 0, 0, 0, -1, 0, 0, 0, 1))
+    world = ras.voxel_to_world((1, 2, 3))
+    write_scan(ras, tmp_path / "ras.mhd")
+    widget = ScanBrowser(tmp_path / "ras.mhd")
+    try:
+        shown = widget.loading.result(timeout=30)
+        assert shown.orientation == "LPS" and widget.scan is shown
+        z, y, x = shown.world_to_index(world)
+        assert shown.array[z, y, x] == 400
+        assert "file orientation RAS, shown as LPS" in widget.load_status.value
+        widget.jump_to((z, y, x))
+        assert (
+            "LPS voxel (z, y, x)" in widget.probe_html.value and "400 HU" in widget.probe_html.value
+        )
+    finally:
+        widget.close()

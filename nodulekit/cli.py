@@ -59,14 +59,11 @@ def info(
     """Describe a scan (size, spacing, origin, direction, HU range, its annotated nodules in world
     and voxel coordinates) or summarise a LUNA16 root."""
     from nodulekit.data.info import describe_path
-    from nodulekit.data.luna16 import Luna16
+    from nodulekit.data.luna16 import Luna16, is_luna16_root
     from nodulekit.errors import NodulekitError
 
     try:
-        is_root = path.is_dir() and (
-            (path / "annotations.csv").is_file() or any(path.glob("subset*/*.mhd"))
-        )
-        if is_root:
+        if is_luna16_root(path):
             summary = Luna16(path, warn_missing=False).summary()
             width = max(map(len, summary))
             for key, value in summary.items():

@@ -16,21 +16,20 @@ from nodulekit.demo import run_demo
 from tests.privacy_helpers import find_in_tree, make_identified_dicom_series
 
 TINY_TRAINING = {"samples_per_epoch": 64, "batch_size": 16, "crop_shape": (16, 16, 16)}
+TINY_DEMO = {
+    "n_scans": 4,
+    "size": "tiny",
+    "epochs": 1,
+    "threads": 1,
+    "train_options": TINY_TRAINING,
+}
 
 
 @pytest.mark.slow
 def test_demo_writes_everything_under_its_folder_and_reuses_data(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     lines: list[str] = []
-    result = run_demo(
-        "out",
-        n_scans=4,
-        size="tiny",
-        epochs=1,
-        threads=1,
-        train_options=TINY_TRAINING,
-        echo=lines.append,
-    )
+    result = run_demo("out", **TINY_DEMO, echo=lines.append)
     out = tmp_path / "out"
     assert result.out_dir == out
     for path in (
@@ -51,15 +50,7 @@ def test_demo_writes_everything_under_its_folder_and_reuses_data(tmp_path, monke
     config = json.loads((out / "run" / "config.json").read_text())
     assert (config["val_subsets"], config["test_subsets"]) == ([2], [3])  # the last two subsets
     again: list[str] = []
-    run_demo(
-        "out",
-        n_scans=4,
-        size="tiny",
-        epochs=1,
-        threads=1,
-        train_options=TINY_TRAINING,
-        echo=again.append,
-    )
+    run_demo("out", **TINY_DEMO, echo=again.append)
     assert "synthetic data: reusing" in again[0]
 
 

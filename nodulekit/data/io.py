@@ -14,7 +14,13 @@ NIFTI_SUFFIXES = (".nii", ".nii.gz")
 SUPPORTED = "a .mhd/.mha MetaImage, a .nii/.nii.gz NIfTI file, or a folder of DICOM files"
 
 
-def _stem(path: Path) -> str:
+def uid_from_filename(path: str | Path) -> str:
+    """The series UID a scan file stands for: its name without the extension (LUNA16's way).
+
+    >>> uid_from_filename("subset0/1.2.840.113.mhd"), uid_from_filename("1.2.3.nii.gz")
+    ('1.2.840.113', '1.2.3')
+    """
+    path = Path(path)
     name = path.name
     for suffix in (".nii.gz", *MHD_SUFFIXES, ".nii"):
         if name.lower().endswith(suffix):
@@ -85,7 +91,7 @@ def read_scan(
         first = str(e).strip().splitlines()[-1] if str(e).strip() else repr(e)
         raise ScanReadError(f"{path}: SimpleITK cannot read this {kind} file: {first}") from e
     metadata = {"format": kind}
-    return Scan.from_sitk(image, seriesuid=_stem(path), path=path, metadata=metadata)
+    return Scan.from_sitk(image, seriesuid=uid_from_filename(path), path=path, metadata=metadata)
 
 
 def _plain_int16(header: dict[str, str]) -> bool:
@@ -125,7 +131,7 @@ def _read_plain_mhd(path: Path, header: dict[str, str]) -> Scan:
         reader.GetOrigin(),
         reader.GetSpacing(),
         reader.GetDirection(),
-        seriesuid=_stem(path),
+        seriesuid=uid_from_filename(path),
         path=path,
         metadata={"format": "MetaImage"},
     )

@@ -37,6 +37,16 @@ CANDIDATE_FILES = (
 LUNG_MASK_DIR = "seg-lungs-LUNA16"
 
 
+def is_luna16_root(path: str | Path) -> bool:
+    """Whether ``path`` looks like a LUNA16 root: ``annotations.csv`` or a ``subsetN/`` folder."""
+    path = Path(path)
+    if not path.is_dir():
+        return False
+    if (path / "annotations.csv").is_file():
+        return True
+    return any(p.is_dir() and SUBSET_PATTERN.match(p.name) for p in path.iterdir())
+
+
 class MissingScansWarning(UserWarning):
     """The tables name scans that are not on disk (normal when only some subsets are there)."""
 
@@ -158,10 +168,8 @@ class Luna16:
                 )
             return listed
         named: dict[str, None] = dict.fromkeys(self.scans["seriesuid"])
-        for table_path in (self._table_path(n) for n in ("annotations", "excluded", "candidates")):
-            if table_path is not None:
-                uids = pd.read_csv(table_path, usecols=["seriesuid"], dtype=str)["seriesuid"]
-                named.update(dict.fromkeys(uids.str.strip()))
+        for table in (self.annotations, self.excluded, self.candidates):  # read once, cached
+            named.update(dict.fromkeys(table["seriesuid"]))
         return list(named)
 
     @property

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nodulekit.data.io import MHD_SUFFIXES, NIFTI_SUFFIXES, SUPPORTED, read_scan
+from nodulekit.data.io import MHD_SUFFIXES, NIFTI_SUFFIXES, SUPPORTED, read_scan, uid_from_filename
+from nodulekit.data.luna16 import is_luna16_root
 from nodulekit.data.scan import Scan
 from nodulekit.data.tables import ANNOTATION_COLUMNS, empty_table
 from nodulekit.errors import ScanReadError
@@ -75,24 +76,10 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def _is_luna_root(path: Path) -> bool:
-    if (path / "annotations.csv").is_file():
-        return True
-    return any(p.is_dir() and p.name.startswith("subset") for p in path.iterdir())
-
-
 def _scan_files(path: Path) -> list[Path]:
     return sorted(
         p for p in path.iterdir() if p.is_file() and p.name.lower().endswith(SCAN_SUFFIXES)
     )
-
-
-def _scan_uid(path: Path) -> str:
-    name = path.name
-    for suffix in (".nii.gz", *SCAN_SUFFIXES):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return name
 
 
 def quick_look(path: str | Path, *, max_entries: int = 2000) -> str:
@@ -110,7 +97,7 @@ def quick_look(path: str | Path, *, max_entries: int = 2000) -> str:
         if path.name.lower().endswith(SCAN_SUFFIXES):
             return f"scan file: {path.name} (press Open to read it)"
         raise ScanReadError(f"{path}: unsupported file type; expected {SUPPORTED}")
-    if _is_luna_root(path):
+    if is_luna16_root(path):
         subsets = sorted(
             p.name for p in path.iterdir() if p.is_dir() and p.name.startswith("subset")
         )
@@ -145,9 +132,9 @@ def open_source(path: str | Path) -> BrowserSource:
     if path.is_file():
         if path.name.lower().endswith(".mhd"):
             check_header(path)
-        uid = _scan_uid(path)
+        uid = uid_from_filename(path)
         return BrowserSource("file", path, f"scan file: {path.name}", files={uid: path})
-    if _is_luna_root(path):
+    if is_luna16_root(path):
         import warnings
 
         from nodulekit.data.luna16 import Luna16
@@ -162,7 +149,7 @@ def open_source(path: str | Path) -> BrowserSource:
         return BrowserSource("luna16", path, text, luna=luna)
     scans = _scan_files(path)
     if scans:
-        files = {_scan_uid(p): p for p in scans}
+        files = {uid_from_filename(p): p for p in scans}
         return BrowserSource(
             "folder", path, f"folder of scans: {_plural(len(files), 'file')}", files=files
         )

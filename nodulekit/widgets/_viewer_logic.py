@@ -100,6 +100,22 @@ def format_nodule_row(row: pd.Series) -> str:
     )
 
 
+def plane_rgb(
+    scan: Scan,
+    plane: str,
+    index: int,
+    *,
+    window: Any = "lung",
+    nodules: pd.DataFrame | None = None,
+    excluded: pd.DataFrame | None = None,
+):
+    """RGB of slice ``index`` of ``plane`` with the nodules (and excluded findings) crossing it."""
+    rgb = render_slice(scan, plane, index, window=window, indexed=True)
+    circles = nodule_circles_on_slice(excluded, scan, plane, index, style="excluded")
+    circles += nodule_circles_on_slice(nodules, scan, plane, index)
+    return draw_circles(rgb, circles)
+
+
 def render_plane(
     scan: Scan,
     plane: str,
@@ -111,11 +127,8 @@ def render_plane(
     crosshair: bool = True,
 ) -> bytes:
     """PNG bytes of one plane through the crosshair ``index_zyx``, nodules and crosshair drawn."""
-    rgb = render_slice(scan, plane, index_zyx[PLANE_AXIS[plane]], window=window, indexed=True)
     index = index_zyx[PLANE_AXIS[plane]]
-    circles = nodule_circles_on_slice(excluded, scan, plane, index, style="excluded")
-    circles += nodule_circles_on_slice(nodules, scan, plane, index)
-    rgb = draw_circles(rgb, circles)
+    rgb = plane_rgb(scan, plane, index, window=window, nodules=nodules, excluded=excluded)
     if crosshair:
         rgb = draw_crosshair(rgb, *plane_point(scan, plane, index_zyx))
     return to_png(rgb)

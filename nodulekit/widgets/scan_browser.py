@@ -21,14 +21,7 @@ import pandas as pd
 from nodulekit.data.scan import Scan
 from nodulekit.errors import NodulekitError
 from nodulekit.preprocess.orient import reorient_to_lps
-from nodulekit.viz.slices import (
-    draw_circles,
-    draw_crosshair,
-    nodule_circles_on_slice,
-    plane_point,
-    to_png,
-)
-from nodulekit.viz.slices import render_slice as _render_slice
+from nodulekit.viz.slices import draw_crosshair, plane_point, to_png
 from nodulekit.widgets import _browser_logic as logic
 from nodulekit.widgets._viewer_logic import (
     DEFAULT_CACHE_BYTES,
@@ -37,6 +30,7 @@ from nodulekit.widgets._viewer_logic import (
     format_nodule_row,
     jump_to_nodule,
     nodule_rows,
+    plane_rgb,
     probe,
     probe_text,
 )
@@ -465,10 +459,14 @@ class ScanBrowser(widgets.VBox):
         cached = self._base.get(plane)
         if cached is not None and cached[0] == key:
             return cached[1]
-        rgb = _render_slice(self.scan, plane, index, window=self.window_preset.value, indexed=True)
-        circles = nodule_circles_on_slice(self.excluded, self.scan, plane, index, style="excluded")
-        circles += nodule_circles_on_slice(self.annotations, self.scan, plane, index)
-        rgb = draw_circles(rgb, circles)
+        rgb = plane_rgb(
+            self.scan,
+            plane,
+            index,
+            window=self.window_preset.value,
+            nodules=self.annotations,
+            excluded=self.excluded,
+        )
         self._base[plane] = (key, rgb)
         return rgb
 

@@ -39,12 +39,20 @@ def test_headless_it_only_records():
     assert monitor.status.startswith("done: epoch 2/3")
 
 
+def _shown(monitor, kind):
+    """The first child of the displayed widget of this ipywidgets type (what a person sees)."""
+    import ipywidgets
+
+    return next(c for c in monitor.widget.children if isinstance(c, getattr(ipywidgets, kind)))
+
+
 def test_displayed_it_redraws_each_epoch():
     monitor = TrainingMonitor(display=True)
-    first = monitor._image.value
+    first = _shown(monitor, "Image").value
     monitor.on_epoch_end(_row(0, 0.8, 0))
-    assert monitor._image.value != first and monitor._image.value[:4] == b"\x89PNG"
-    assert "epoch 1" in monitor._status.value
+    assert _shown(monitor, "Image").value != first
+    assert _shown(monitor, "Image").value[:4] == b"\x89PNG"
+    assert "epoch 1" in _shown(monitor, "HTML").value
     assert len(monitor.figure().axes) == 2
 
 
@@ -78,4 +86,4 @@ def test_monitor_as_a_callback_in_fit(fake_cache_for_widgets, tmp_path):
         callbacks=[monitor],
     )
     assert monitor.history["epoch"].tolist() == [0, 1]
-    assert monitor.finished and "done" in monitor._status.value
+    assert monitor.finished and "done" in _shown(monitor, "HTML").value

@@ -8,18 +8,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from nodulekit.data.findings import finding_voxel_zyx, probe
 from nodulekit.data.io import write_scan
 from nodulekit.data.scan import Scan
-from nodulekit.errors import ScanReadError
-from nodulekit.widgets import ScanBrowser
-from nodulekit.widgets._browser_logic import (
+from nodulekit.data.series import (
+    ScanCache,
     describe_path,
     filter_series,
+    first_series,
     open_source,
     quick_look,
     series_table,
 )
-from nodulekit.widgets._viewer_logic import ScanCache, jump_to_nodule, probe
+from nodulekit.errors import ScanReadError
+from nodulekit.widgets import ScanBrowser
 
 A, B, C, MISSING = "1.2.3.100", "1.2.3.200", "1.2.3.300", "1.2.3.400"
 
@@ -83,7 +85,9 @@ def test_describe_path_says_what_it_found(luna_root: Path) -> None:
     assert describe_path(luna_root) == (
         "LUNA16 root: 3 scans on disk in 2 subsets, 1 named in the tables but missing"
     )
-    assert describe_path(luna_root / "subset1" / f"{C}.mhd") == f"scan file: {C}.mhd"
+    assert describe_path(luna_root / "subset1" / f"{C}.mhd").startswith(
+        f"scan file: {C}.mhd (LUNA16 tables of "
+    )
     assert quick_look(luna_root).startswith("looks like a LUNA16 root (subset0, subset1)")
 
 
@@ -107,6 +111,19 @@ def test_filter_and_sort_series(luna_root: Path) -> None:
     assert by_thickness["seriesuid"].tolist() == [C, A, B]
     with pytest.raises(ValueError, match="sort_by must be a column"):
         filter_series(table, sort_by="thickness")
+    assert first_series(table) == A  # the first with nodules
+    assert first_series(filter_series(table, has_nodules=False)) == B
+    assert first_series(table.iloc[:0]) is None
+
+
+def test_unknown_thickness_is_kept_unfiltered_and_dropped_by_a_bound(luna_root: Path) -> None:
+    table = series_table(open_source(luna_root))
+    table.loc[table["seriesuid"] == B, "slice_thickness_mm"] = np.nan  # a DICOM without the tag
+    assert filter_series(table)["seriesuid"].tolist() == [A, B, C]
+    assert filter_series(table, min_thickness_mm=0.0)["seriesuid"].tolist() == [A, C]
+    assert filter_series(table, max_thickness_mm=9.0)["seriesuid"].tolist() == [A, C]
+    by_thickness = filter_series(table, sort_by="slice_thickness_mm", ascending=False)
+    assert by_thickness["seriesuid"].tolist() == [C, A, B]  # unknown last
 
 
 def test_probe_gives_world_voxel_and_hu() -> None:
@@ -119,10 +136,10 @@ def test_probe_gives_world_voxel_and_hu() -> None:
         probe(scan, (2, 0, 0))
 
 
-def test_jump_to_nodule_is_the_nearest_voxel_clipped() -> None:
+def test_finding_voxel_is_the_nearest_voxel_clipped() -> None:
     scan = Scan(np.zeros((10, 16, 16), np.int16), origin=(0, 0, 0), spacing=(1, 1, 2))
-    assert jump_to_nodule(scan, {"coordX": 8.0, "coordY": 6.2, "coordZ": 10.9}) == (5, 6, 8)
-    assert jump_to_nodule(scan, {"coordX": -50, "coordY": 99, "coordZ": 9e3}) == (9, 15, 0)
+    assert finding_voxel_zyx(scan, {"coordX": 8.0, "coordY": 6.2, "coordZ": 10.9}) == (5, 6, 8)
+    assert finding_voxel_zyx(scan, {"coordX": -50, "coordY": 99, "coordZ": 9e3}) == (9, 15, 0)
 
 
 def test_scan_cache_keeps_recent_scans_within_its_bytes() -> None:
@@ -176,13 +193,26 @@ def test_picking_a_row_loads_and_slices_redraw(browser: ScanBrowser) -> None:
     assert windowed not in (before, moved)
 
 
-def test_clicking_a_nodule_row_moves_all_planes(browser: ScanBrowser) -> None:
+def test_clicking_a_finding_row_moves_all_planes(browser: ScanBrowser) -> None:
     browser.select_series(A).result(timeout=30)
-    assert browser.nodule_select.options[0].startswith("nodule")
+    assert browser.findings["kind"].tolist() == ["nodule", "excluded"]
+    assert browser.nodule_select.options[0].startswith("nodule 1   6.0 mm")
+    # LUNA16's -1: not measured, a non-nodule or a nodule under 3 mm; never "<3 mm" alone
+    assert browser.nodule_select.options[1].startswith("excluded 1 non-nodule or nodule < 3 mm")
     browser.jump_to((0, 0, 0))
-    assert browser.select_nodule(1) == (2, 2, 3)  # the excluded finding at (3, 2, 4) mm
-    assert browser.select_nodule(0) == (5, 6, 8)
+    assert browser.select_finding(1) == (2, 2, 3)  # the excluded finding at (3, 2, 4) mm
+    assert browser.select_finding(0) == (5, 6, 8)
     assert (browser.z_slider.value, browser.y_slider.value, browser.x_slider.value) == (5, 6, 8)
+
+
+def test_last_nodule_is_a_nodule_never_an_excluded_finding(browser: ScanBrowser) -> None:
+    browser.select_series(A).result(timeout=30)
+    browser.jump_to((0, 0, 0))
+    assert len(browser.nodules) == 1 and set(browser.nodules["kind"]) == {"nodule"}
+    assert browser.select_nodule(len(browser.nodules) - 1) == (5, 6, 8)
+    assert browser.select_nodule(-1) == (5, 6, 8)
+    with pytest.raises(IndexError, match="this scan has 1 nodule"):
+        browser.select_nodule(1)
 
 
 def test_going_back_comes_from_the_cache(browser: ScanBrowser) -> None:
@@ -203,13 +233,37 @@ def test_3d_view_renders_on_request(browser: ScanBrowser) -> None:
     assert bytes(browser.view3d_image.value) != first
 
 
-def test_single_file_opens_and_loads(luna_root: Path) -> None:
+def test_single_file_in_a_luna_root_shows_the_roots_nodules(luna_root: Path) -> None:
     widget = ScanBrowser(luna_root / "subset1" / f"{C}.mhd")
     try:
         assert widget.loading.result(timeout=30).shape == (12, 16, 16)
-        assert widget.nodule_select.options == ()  # no tables beside a single file
+        assert widget.findings["kind"].tolist() == ["nodule"]  # found as `nodulekit info` does
+        assert widget.index_zyx == (5, 5, 5)  # opened on it: (5, 5, 12.5) mm
+        assert [uid for _, uid in widget.series_select.options] == [C]
     finally:
         widget.close()
+
+
+def test_single_file_outside_luna_has_no_findings(tmp_path: Path) -> None:
+    write_scan(_scan((4, 8, 8), (1.0, 1.0, 1.0), 3), tmp_path / "alone.mhd")
+    widget = ScanBrowser(tmp_path / "alone.mhd")
+    try:
+        assert widget.loading.result(timeout=30).shape == (4, 8, 8)
+        assert widget.nodule_select.options == () and widget.findings.empty
+    finally:
+        widget.close()
+
+
+def test_widget_filter_is_filter_series(browser: ScanBrowser) -> None:
+    browser.table.loc[browser.table["seriesuid"] == B, "slice_thickness_mm"] = np.nan
+    browser.refresh_table()
+    assert [uid for _, uid in browser.series_select.options] == [A, B, C]  # no bound: all
+    browser.thickness_filter.value = (1.5, browser.thickness_filter.max)
+    assert [uid for _, uid in browser.series_select.options] == [A, C]
+    args = browser.filter_arguments()
+    assert args["min_thickness_mm"] == 1.5 and args["max_thickness_mm"] is None
+    expected = filter_series(browser.table, **args)
+    pd.testing.assert_frame_equal(browser.filtered_table(), expected)
 
 
 def _nowhere(tmp: Path) -> Path:

@@ -20,8 +20,8 @@ import pandas as pd
 
 from nodulekit.data import read_scan, write_scan
 from nodulekit.data.scan import Scan
-from nodulekit.widgets import ScanBrowser
 from nodulekit.viz import plane_png
+from nodulekit.widgets import ScanBrowser
 
 SAMPLE_UID = "1.3.6.1.4.1.14519.5.2.1.6279.6001.179049373636438705059720603192"
 

@@ -86,7 +86,7 @@ def short_uid(uid: str, n: int = 10) -> str:
     """The last ``n`` characters of a long UID, after an ellipsis: ``'…' + uid[-n:]``.
 
     >>> short_uid("1.3.6.1.4.1.14519.5.2.1.6279.6001.179049373636438705059720603192")
-    '…0720603192'
+    '…9720603192'
     """
     return uid if len(uid) <= n + 1 else "…" + uid[-n:]
 

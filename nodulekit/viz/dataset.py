@@ -29,7 +29,7 @@ def diameter_bins(diameters_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     The last edge is at least 33 mm and past the largest diameter.
 
     >>> counts, edges = diameter_bins(np.array([4.0, 5.0, 7.5, -1.0]))
-    >>> counts[:3].tolist(), edges[-1]
+    >>> counts[:3].tolist(), float(edges[-1])
     ([0, 2, 1], 33.0)
     """
     d = np.asarray(diameters_mm, float)

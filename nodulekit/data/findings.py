@@ -20,6 +20,13 @@ import pandas as pd
 from nodulekit.data.scan import Scan
 
 FINDING_KINDS = ("nodule", "excluded")
+#: What each kind of finding is, in LUNA16's terms.
+KIND_MEANING = {
+    "nodule": "annotations.csv: a nodule of 3 mm or more marked by at least 3 of the 4 "
+    "readers; what LUNA16 scores",
+    "excluded": "annotations_excluded.csv: not scored, neither hit nor false positive; "
+    "non-nodules and nodules under 3 mm (diameter not measured), or nodules fewer readers marked",
+}
 FINDING_COLUMNS = ["kind", "coordX", "coordY", "coordZ", "diameter_mm", "index_zyx"]
 #: How a finding without a measured diameter (``diameter_mm = -1``) is described.
 UNMEASURED = "non-nodule or nodule < 3 mm"

@@ -22,6 +22,7 @@ import pandas as pd
 from nodulekit.data import series
 from nodulekit.data.findings import (
     FINDING_COLUMNS,
+    KIND_MEANING,
     finding_labels,
     finding_voxel_zyx,
     findings_table,
@@ -172,6 +173,9 @@ class ScanBrowser(widgets.VBox):
         self.z_slider, self.y_slider, self.x_slider = self.sliders.values()
         self.probe_html = w.HTML()
         self.nodule_select = w.Select(options=[], rows=4, layout=w.Layout(width="95%"))
+        self.findings_caption = w.HTML(
+            "<br>".join(f"<b>{k}</b>: {html.escape(v)}" for k, v in KIND_MEANING.items())
+        )
         self.show_3d = w.ToggleButton(value=False, description="3D view", icon="cube")
         self.view3d_image = w.Image(format="png", layout=w.Layout(width="420px"))
         self.azimuth_slider = w.IntSlider(value=0, min=-180, max=180, step=15, description="turn °")
@@ -186,7 +190,8 @@ class ScanBrowser(widgets.VBox):
             self.thickness_filter: "nk-filter-thickness", self.sort_by: "nk-sort",
             self.progress: "nk-progress", self.load_status: "nk-load-status",
             self.window_preset: "nk-window-preset", self.probe_html: "nk-probe",
-            self.nodule_select: "nk-nodule-table", self.show_3d: "nk-3d-toggle",
+            self.nodule_select: "nk-nodule-table", self.findings_caption: "nk-findings-caption",
+            self.show_3d: "nk-3d-toggle",
             self.view3d_image: "nk-3d-view", self.azimuth_slider: "nk-azimuth-slider",
         }  # fmt: skip
         for widget, css in classes.items():
@@ -220,7 +225,7 @@ class ScanBrowser(widgets.VBox):
             self.warning_box, w.HBox([self.summary, self.histogram]), filters, self.series_select,
             w.HBox([self.progress, self.load_status]), self.window_preset,
             w.HBox(planes, layout=w.Layout(flex_flow="row wrap")), self.probe_html,
-            self.nodule_select, self.show_3d, self.view3d_box,
+            self.findings_caption, self.nodule_select, self.show_3d, self.view3d_box,
         ]  # fmt: skip
 
     # -- messages --------------------------------------------------------------------------

@@ -172,7 +172,7 @@ class ScanBrowser(widgets.VBox):
         self.axial_image, self.coronal_image, self.sagittal_image = self.images.values()
         self.z_slider, self.y_slider, self.x_slider = self.sliders.values()
         self.probe_html = w.HTML()
-        self.nodule_select = w.Select(options=[], rows=4, layout=w.Layout(width="95%"))
+        self.nodule_select = w.Select(options=[], rows=6, layout=w.Layout(width="95%"))
         self.findings_caption = w.HTML(
             "<br>".join(f"<b>{k}</b>: {html.escape(v)}" for k, v in KIND_MEANING.items())
         )

@@ -393,3 +393,19 @@ def test_file_in_ras_is_shown_as_lps(tmp_path: Path) -> None:
         )
     finally:
         widget.close()
+
+
+@pytest.mark.slow
+def test_real_sample_single_file_finds_its_roots_tables(sample_dir: Path) -> None:
+    mhd = next((sample_dir / "luna16-mini" / "subset0").glob("*.mhd"))
+    widget = ScanBrowser(mhd)
+    try:
+        widget.loading.result(timeout=60)
+        assert widget.nodule_select.options[0].startswith("nodule 1   23.4 mm")
+        assert widget.index_zyx == (90, 367, 316)
+        kinds = widget.findings["kind"]
+        assert (kinds == "nodule").sum() == 1 and (kinds == "excluded").sum() == 25
+        unmeasured = widget.findings.loc[widget.findings["diameter_mm"] < 0]
+        assert set(unmeasured["kind"]) == {"excluded"}
+    finally:
+        widget.close()

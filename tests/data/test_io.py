@@ -160,3 +160,27 @@ def test_dicom_series_with_a_missing_slice_is_refused_not_misread(tmp_path):
         match=r"unevenly spaced or missing slices \(gaps between slice positions of \[2\.5, 5\.0\] mm",
     ):
         read_scan(tmp_path)
+
+
+def test_float_header_over_int16_data_says_the_element_type_and_size_disagree(tmp_path, scan):
+    path = write_scan(scan, tmp_path / "f.mhd")  # int16: 210 voxels, 420 bytes
+    path.write_text(path.read_text().replace("ElementType = MET_SHORT", "ElementType = MET_FLOAT"))
+    with pytest.raises(ScanReadError) as caught:
+        read_scan(path)
+    message = str(caught.value)
+    assert "truncated" not in message
+    assert message.startswith(f"{path}: the element type and the file size disagree")
+    assert "ElementType = MET_FLOAT is 4 bytes per voxel (840 bytes for DimSize = 7 6 5)" in message
+    assert "f.raw holds 420 bytes, exactly 2 per voxel (MET_SHORT or MET_USHORT)" in message
+    assert "fix the ElementType line (MET_SHORT for int16 CT)" in message
+
+
+def test_header_geometry_reads_shape_and_spacing_without_voxels(tmp_path, scan):
+    from nodulekit.data.metaimage import header_geometry, read_header
+
+    header = read_header(write_scan(scan, tmp_path / "g.mhd"))
+    shape, spacing = header_geometry(header)
+    assert shape == scan.shape
+    np.testing.assert_allclose(spacing, scan.spacing_zyx_mm)
+    with pytest.raises(ScanReadError, match=r"g\.mhd: needs DimSize"):
+        header_geometry({"DimSize": "1 2"}, source=str(tmp_path / "g.mhd"))

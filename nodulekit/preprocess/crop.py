@@ -291,7 +291,13 @@ def _axis_plan(
     weight = t - floor
     lower = floor.astype(np.intp)
     inside = (t >= -0.5) & (t < n_scan - 0.5)
-    return np.clip(lower, 0, n_scan - 1), np.clip(lower + 1, 0, n_scan - 1), weight, inside
+    top = n_scan - 1
+    return (
+        np.minimum(np.maximum(lower, 0), top),
+        np.minimum(np.maximum(lower + 1, 0), top),
+        weight,
+        inside,
+    )
 
 
 def _interpolate_one(volume: np.ndarray, plans: list[tuple[np.ndarray, ...]], k: int) -> np.ndarray:

@@ -7,7 +7,7 @@ from nodulekit.data.archive import safe_extract
 from nodulekit.data.checksums import file_digest, verify_file
 from nodulekit.data.deid import DeidReport, deidentify_folder
 from nodulekit.data.download import download_luna16, plan_luna16
-from nodulekit.data.io import read_scan, write_scan
+from nodulekit.data.io import read_mask, read_scan, write_scan
 from nodulekit.data.luna16 import Luna16, MissingScansWarning, find_luna16_root
 from nodulekit.data.mask import Mask
 from nodulekit.data.scan import Scan, VoxelGrid
@@ -29,6 +29,7 @@ __all__ = [
     "plan_luna16",
     "read_annotations",
     "read_candidates",
+    "read_mask",
     "read_scan",
     "read_seriesuids",
     "safe_extract",

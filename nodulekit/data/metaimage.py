@@ -75,10 +75,11 @@ def read_header(path: str | Path) -> dict[str, str]:
 
 
 def header_geometry(
-    header: dict[str, str], *, source: str = "header"
+    header: dict[str, str] | str | Path, *, source: str = "header"
 ) -> tuple[tuple[int, int, int], tuple[float, float, float]]:
-    """``(shape_zyx, spacing_zyx_mm)`` from a parsed 3D header (`read_header`), no voxels read.
+    """``(shape_zyx, spacing_zyx_mm)`` of a 3D MetaImage from its header alone, no voxels read.
 
+    ``header`` is a parsed header (`read_header`) or the path of a ``.mhd``/``.mha`` file.
     ``ElementSpacing`` (or ``ElementSize``) defaults to 1 mm when absent, as in ITK.
 
     Examples
@@ -86,6 +87,9 @@ def header_geometry(
     >>> header_geometry({"DimSize": "512 512 133", "ElementSpacing": "0.7 0.7 2.5"})
     ((133, 512, 512), (2.5, 0.7, 0.7))
     """
+    if not isinstance(header, dict):
+        source = str(header)
+        header = read_header(header)
     try:
         nx, ny, nz = (int(v) for v in header["DimSize"].split())
         spacing = header.get("ElementSpacing", header.get("ElementSize", "1 1 1"))

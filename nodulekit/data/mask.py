@@ -6,7 +6,9 @@ nearest-neighbour for it, `nodulekit.preprocess.lung_volume_ml` needs only the m
 mask given together with a scan on another grid is refused with both grids named.
 
 For code written against bare arrays, a mask behaves like its array where that is cheap:
-``np.asarray(mask)``, ``mask[z]``, ``mask.shape``, ``mask.dtype``, ``mask.any()``.
+``np.asarray(mask)``, ``mask[z]``, ``mask.shape``, ``mask.dtype``, ``mask.any()``,
+``mask.sum()``, and operators (``mask & other``, ``~mask``) that give plain arrays (an
+array has no grid to check; use ``Mask.like(scan, result)`` to give it one back).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ MASK_DTYPES = (np.dtype(bool), np.dtype(np.uint8))
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class Mask(VoxelGrid):
+class Mask(VoxelGrid, np.lib.mixins.NDArrayOperatorsMixin):
     """A ``(z, y, x)`` bool or uint8-label volume plus where it sits in the world.
 
     Parameters
@@ -132,6 +134,10 @@ class Mask(VoxelGrid):
     def any(self) -> bool:
         """Whether any voxel is inside."""
         return bool(self.array.any())
+
+    def sum(self, *args: Any, **kwargs: Any) -> Any:
+        """``self.array.sum(...)``; for the voxel count, `voxel_count` says what it means."""
+        return self.array.sum(*args, **kwargs)
 
     # -- conversion ----------------------------------------------------------------------
     def to_sitk(self) -> sitk.Image:

@@ -58,7 +58,7 @@ def info(
 ) -> None:
     """Describe a scan (size, spacing, origin, direction, HU range, its annotated nodules in world
     and voxel coordinates) or summarise a LUNA16 root."""
-    from nodulekit.data.info import describe_path
+    from nodulekit.data.info import describe_scan_file
     from nodulekit.data.luna16 import Luna16, is_luna16_root
     from nodulekit.errors import NodulekitError
 
@@ -69,7 +69,7 @@ def info(
             for key, value in summary.items():
                 typer.echo(f"{key.replace('_', ' '):<{width}}  {value}")
         else:
-            typer.echo(describe_path(path))
+            typer.echo(describe_scan_file(path))
     except NodulekitError as e:
         raise _fail(e) from e
 

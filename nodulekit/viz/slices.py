@@ -119,7 +119,7 @@ def plane_geometry(
 
 def _volume(scan_or_array: Scan | np.ndarray) -> tuple[np.ndarray, tuple[float, float, float]]:
     if isinstance(scan_or_array, Scan):
-        return scan_or_array.array, scan_or_array.spacing_zyx
+        return scan_or_array.array, scan_or_array.spacing_zyx_mm
     array = np.asarray(scan_or_array)
     if array.ndim != 3:
         raise ValueError(f"expected a Scan or a (z, y, x) array, not shape {array.shape}")
@@ -211,7 +211,7 @@ def plane_point(
     scan: Scan, plane: str, index_zyx: tuple[float, float, float]
 ) -> tuple[float, float]:
     """Rendered ``(row, col)`` of the (continuous) voxel ``index_zyx`` in ``plane``."""
-    geo = plane_geometry(scan.shape, scan.spacing_zyx, plane)
+    geo = plane_geometry(scan.shape, scan.spacing_zyx_mm, plane)
     row_vox = float(index_zyx[geo.row_axis])
     if geo.flip_rows:
         row_vox = scan.shape[geo.row_axis] - 1 - row_vox
@@ -252,11 +252,11 @@ def nodule_circles_on_slice(
     """
     if nodules_df is None or len(nodules_df) == 0:
         return []
-    geo = plane_geometry(scan.shape, scan.spacing_zyx, plane)
+    geo = plane_geometry(scan.shape, scan.spacing_zyx_mm, plane)
     centres_zyx = scan.world_to_voxel(nodules_df[["coordX", "coordY", "coordZ"]].to_numpy(float))
     diameters = nodules_df["diameter_mm"].to_numpy(float)
     diameters = np.where(diameters > 0, diameters, UNKNOWN_DIAMETER_MM)
-    slice_spacing = scan.spacing_zyx[geo.slice_axis]
+    slice_spacing = scan.spacing_zyx_mm[geo.slice_axis]
     circles = []
     for centre, diameter in zip(centres_zyx, diameters, strict=True):
         h_mm = (int(index) - centre[geo.slice_axis]) * slice_spacing
@@ -332,7 +332,7 @@ def _shown(scan: Scan) -> Scan:
 def plane_size(scan: Scan, plane: str) -> tuple[int, int]:
     """Rendered ``(height, width)`` in pixels of ``plane`` of the scan as shown (LPS)."""
     scan = _shown(scan)
-    geo = plane_geometry(scan.shape, scan.spacing_zyx, plane)
+    geo = plane_geometry(scan.shape, scan.spacing_zyx_mm, plane)
     return geo.n_rows, geo.n_cols
 
 

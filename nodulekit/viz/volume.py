@@ -54,8 +54,8 @@ def prepare_volume(scan: Scan, *, max_size: int = 112) -> VolumeModel:
 
     scan = reorient_to_lps(scan)
 
-    extent_mm = np.asarray(scan.shape, float) * np.asarray(scan.spacing_zyx)
-    voxel_mm = float(max(extent_mm.max() / max_size, min(scan.spacing_zyx)))
+    extent_mm = np.asarray(scan.shape, float) * np.asarray(scan.spacing_zyx_mm)
+    voxel_mm = float(max(extent_mm.max() / max_size, min(scan.spacing_zyx_mm)))
     out_shape = np.maximum(np.round(extent_mm / voxel_mm).astype(int), 2)
     factors = out_shape / np.asarray(scan.shape, float)
     hu = ndimage.zoom(

@@ -65,7 +65,7 @@ def test_unknown_diameter_is_drawn_as_3mm_and_style_is_kept(scan: Scan) -> None:
 def test_coronal_plane_is_stretched_and_flipped_superior_up() -> None:
     # z spacing 2 mm, x spacing 1 mm: each z voxel is 2 rendered rows; superior (high z) on top
     scan = Scan(np.zeros((4, 6, 8), np.int16), origin=(0, 0, 0), spacing=(1, 1, 2))
-    geo = plane_geometry(scan.shape, scan.spacing_zyx, "coronal")
+    geo = plane_geometry(scan.shape, scan.spacing_zyx_mm, "coronal")
     assert (geo.n_rows, geo.n_cols, geo.row_scale) == (8, 8, 2.0)
     assert plane_point(scan, "coronal", (3, 0, 5)) == (pytest.approx(0.5), 5.0)  # top voxel
     assert plane_point(scan, "coronal", (0, 0, 5)) == (pytest.approx(6.5), 5.0)

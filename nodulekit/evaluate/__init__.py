@@ -20,6 +20,12 @@ _LAZY = {
     "class_balance": "nodulekit.evaluate.metrics",
     "size_band": "nodulekit.evaluate.metrics",
     "metrics_by_group": "nodulekit.evaluate.metrics",
+    "froc": "nodulekit.evaluate.froc",
+    "FrocResult": "nodulekit.evaluate.froc",
+    "FP_PER_SCAN": "nodulekit.evaluate.froc",
+    "read_predictions": "nodulekit.evaluate.predictions",
+    "check_predictions": "nodulekit.evaluate.predictions",
+    "write_predictions": "nodulekit.evaluate.predictions",
 }
 
 __all__ = sorted(_LAZY)

@@ -329,7 +329,7 @@ def evaluate(
             from nodulekit.viz.evaluate import save_evaluation_figures
 
             save_evaluation_figures(result, out)
-    except NodulekitError as e:
+    except (NodulekitError, ValueError) as e:
         raise _fail(e) from e
     if result.classification is not None:
         from nodulekit.evaluate.metrics import format_table

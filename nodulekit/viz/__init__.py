@@ -25,6 +25,13 @@ if TYPE_CHECKING:  # pragma: no cover - what editors and type checkers see
         diameter_histogram_rgb,
         summary_html,
     )
+    from nodulekit.viz.evaluate import (
+        calibration_figure,
+        error_gallery_figure,
+        froc_figure,
+        roc_pr_figure,
+        save_evaluation_figures,
+    )
     from nodulekit.viz.preprocess import (
         crop_box_on_slice,
         crop_planes_figure,
@@ -71,9 +78,19 @@ _LAZY = {
     ),
     **dict.fromkeys(["figure_png", "training_curves_figure"], "nodulekit.viz.training"),
     **dict.fromkeys(["VolumeModel", "prepare_volume", "render_volume"], "nodulekit.viz.volume"),
+    **dict.fromkeys(
+        ["calibration_figure", "error_gallery_figure", "froc_figure", "roc_pr_figure",
+         "save_evaluation_figures"],
+        "nodulekit.viz.evaluate",
+    ),
 }  # fmt: skip
 
 __all__ = [
+    "calibration_figure",
+    "error_gallery_figure",
+    "froc_figure",
+    "roc_pr_figure",
+    "save_evaluation_figures",
     "PALETTE",
     "PLANES",
     "PLANE_AXIS",

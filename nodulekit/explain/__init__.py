@@ -30,6 +30,9 @@ _LAZY = {
     "nodule_agreement": "nodulekit.explain.agreement",
     "deletion_curve": "nodulekit.explain.faithfulness",
     "DeletionResult": "nodulekit.explain.faithfulness",
+    "summarise_agreement": "nodulekit.explain.agreement",
+    "trust_table": "nodulekit.explain.sanity",
+    "randomisation_blocks": "nodulekit.explain.sanity",
 }
 
 __all__ = sorted(_LAZY)

@@ -33,6 +33,7 @@ _LAZY = {
     "summarise_agreement": "nodulekit.explain.agreement",
     "trust_table": "nodulekit.explain.sanity",
     "randomisation_blocks": "nodulekit.explain.sanity",
+    "CandidateExplanations": "nodulekit.explain.explorer",
 }
 
 __all__ = sorted(_LAZY)

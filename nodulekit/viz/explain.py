@@ -67,6 +67,16 @@ def colorbar_label(signed: bool) -> str:
     return "0 (dark) = no attribution; bright = most evidence for 'nodule' in this crop"
 
 
+def colorbar_rgb(signed: bool, *, width: int = 256, height: int = 12) -> np.ndarray:
+    """The colour bar as an RGB ``uint8`` strip, left = ``vmin``, right = ``vmax``.
+
+    For a signed map the middle (white) is 0; for an unsigned one the left end (dark) is 0.
+    """
+    lut = _cmap_lut(SIGNED_CMAP if signed else UNSIGNED_CMAP)
+    ramp = lut[np.rint(np.linspace(0, 255, int(width))).astype(np.int32)]
+    return np.repeat(ramp[None], int(height), axis=0)
+
+
 def plane_of(volume: np.ndarray, plane: str, index: int) -> np.ndarray:
     """The 2D slice of a ``(z, y, x)`` volume in the table's orientation."""
     if plane == "axial":

@@ -204,3 +204,64 @@ class CandidateExplanations:
                 x = torch.from_numpy(np.stack(arrays))[:, None].to(target)
                 out.append(torch.sigmoid(self.model(x).float()).cpu().numpy())
         return np.concatenate(out) if out else np.empty(0, np.float32)
+
+
+def region_layers(
+    scan: Any,
+    *,
+    center_xyz_mm: Any,
+    region_mm: float | None = 80.0,
+    attribution: Attribution | None = None,
+    index: int = 0,
+    nodules: pd.DataFrame | None = None,
+) -> dict[str, Any]:
+    """The layers of a 3D view around a candidate, on one grid: CT, heat map, nodule spheres.
+
+    Parameters
+    ----------
+    scan : Scan
+        The scan the candidate lies in.
+    center_xyz_mm : 3 floats
+        The region's centre (world mm), usually the candidate.
+    region_mm : float or None
+        Edge of the cube shown, at the scan's own voxel size (``None``: the whole scan; a
+        512 x 512 x 300 scan is 150 MB of CT to send to the browser).
+    attribution : Attribution, optional
+        Map ``index`` is pasted onto the region's grid (`Attribution.paste_into`).
+    nodules : DataFrame, optional
+        Annotations (``coordX, coordY, coordZ, diameter_mm``): drawn as filled spheres.
+
+    Returns
+    -------
+    dict
+        ``"ct"`` (a `Scan` of HU), ``"heat"`` (float32 array or None), ``"nodules"``
+        (uint8 array: 1 inside an annotated sphere, or None), ``"signed"`` (bool or None).
+    """
+    from nodulekit.data.scan import Scan
+    from nodulekit.preprocess.crop import crop
+
+    if region_mm is None:
+        region = scan
+    else:
+        spacing_zyx = np.asarray(scan.spacing[::-1], dtype=float)
+        shape = tuple(int(max(1, round(region_mm / s))) for s in spacing_zyx)
+        cut = crop(scan, center_xyz_mm, float(region_mm), shape)
+        region = Scan(
+            cut.array.astype(np.int16), cut.origin, cut.spacing, cut.direction, scan.seriesuid
+        )
+    heat = None if attribution is None else attribution.paste_into(index, region)
+    mask = None
+    if nodules is not None and len(nodules):
+        grid = np.indices(region.shape, dtype=float).reshape(3, -1).T
+        world = region.voxel_to_world(grid)
+        inside = np.zeros(len(world), dtype=bool)
+        for _, row in nodules.iterrows():
+            centre = np.array([row["coordX"], row["coordY"], row["coordZ"]], dtype=float)
+            inside |= np.linalg.norm(world - centre, axis=1) <= float(row["diameter_mm"]) / 2
+        mask = inside.reshape(region.shape).astype(np.uint8)
+    return {
+        "ct": region,
+        "heat": heat,
+        "nodules": mask,
+        "signed": None if attribution is None else attribution.signed,
+    }

@@ -6,6 +6,17 @@ the annotated nodule outlined; a method dropdown, three slice sliders and an opa
 beside the picture, the colour bar in words and the method's trust status (a sanity-check
 button fills it in). Every map is computed once (`nodulekit.explain.CandidateExplanations`);
 after that a control only redraws (`nodulekit.viz.explain.explain_rgb`), in milliseconds.
+
+`explain_3d` shows a candidate's region in 3D (CT, heat map and annotated nodules as overlays)
+with **ipyniivue** (NiiVue, WebGL), which ships its JavaScript inside the Python wheel: it
+works offline in JupyterLab 4 and on Binder, with ipywidgets 8. Limits: it needs WebGL2 in the
+browser (headless browsers without a GPU may draw nothing); each layer is sent to the browser
+as a NIfTI file, so show a region (default an 80 mm cube), not a whole scan; it is a widget,
+so a static HTML export shows no 3D view (reports use `nodulekit.viz.volume.render_volume`,
+the static fallback). itkwidgets is not the default: its 1.0 pre-release loads its viewer
+from the web at run time (a blank view offline) and 0.32 needs the classic notebook with
+ipywidgets 7; where it works, ``pip install nodulekit[itk]`` and call
+``itkwidgets.view(layers["ct"].array, label_image=layers["nodules"])`` on `region_layers`.
 """
 
 from __future__ import annotations
@@ -18,7 +29,7 @@ import ipywidgets as widgets
 import numpy as np
 import pandas as pd
 
-from nodulekit.explain.explorer import CandidateExplanations
+from nodulekit.explain.explorer import CandidateExplanations, region_layers
 from nodulekit.viz.explain import colorbar_label, colorbar_rgb, explain_rgb, map_scale
 from nodulekit.viz.slices import to_png
 
@@ -188,3 +199,87 @@ class ExplainExplorer(widgets.HBox):
             "planes: axial, coronal, sagittal (superior up)"
         )
         self.redraw_seconds = time.perf_counter() - start
+
+
+def nifti_bytes(array: np.ndarray, like: Any) -> bytes:
+    """``array`` on the grid of the Scan ``like`` as the bytes of a ``.nii`` file (SimpleITK)."""
+    import os
+    import tempfile
+
+    import SimpleITK as sitk
+
+    image = sitk.GetImageFromArray(np.ascontiguousarray(array))
+    image.SetOrigin(like.origin)
+    image.SetSpacing(like.spacing)
+    image.SetDirection(like.direction)
+    handle, name = tempfile.mkstemp(suffix=".nii")
+    os.close(handle)
+    try:
+        sitk.WriteImage(image, name)
+        with open(name, "rb") as file:
+            return file.read()
+    finally:
+        os.unlink(name)
+
+
+def explain_3d(
+    scan: Any,
+    *,
+    center_xyz_mm: Any,
+    attribution: Any = None,
+    index: int = 0,
+    nodules: pd.DataFrame | None = None,
+    region_mm: float | None = 80.0,
+    opacity: float = 0.6,
+    height: int = 480,
+) -> Any:
+    """An offline 3D view (ipyniivue) of a candidate's region: CT, heat map, nodules.
+
+    Parameters
+    ----------
+    scan : Scan
+    center_xyz_mm : 3 floats
+        The candidate (world mm): the region's centre.
+    attribution : Attribution, optional
+        Map ``index`` (with its crop's geometry, ``attribute(..., crops=...)``) is shown in
+        warm colours (and cold ones for negative values of a signed map), from 10 % of its
+        largest magnitude up: weaker values are transparent.
+    nodules : DataFrame, optional
+        Annotated nodules (``coordX, coordY, coordZ, diameter_mm``), drawn in green.
+    region_mm : float or None
+        Edge of the cube shown (``None``: the whole scan, slow to send).
+
+    Returns
+    -------
+    ipyniivue.NiiVue
+        Multiplanar view plus a 3D rendering; CT in a lung window (-1350 to 150 HU).
+    """
+    from ipyniivue import NiiVue
+    from ipyniivue.constants import SliceType
+
+    layers = region_layers(
+        scan, center_xyz_mm=center_xyz_mm, region_mm=region_mm, attribution=attribution,
+        index=index, nodules=nodules,
+    )  # fmt: skip
+    ct = layers["ct"]
+    volumes = [
+        {"data": nifti_bytes(ct.array, ct), "name": "ct.nii", "colormap": "gray",
+         "cal_min": -1350.0, "cal_max": 150.0},
+    ]  # fmt: skip
+    if layers["heat"] is not None:
+        top = float(np.max(np.abs(layers["heat"]))) or 1.0
+        heat = {"data": nifti_bytes(layers["heat"], ct), "name": "attribution.nii",
+                "colormap": "warm", "opacity": opacity, "cal_min": 0.1 * top, "cal_max": top}  # fmt: skip
+        if layers["signed"]:
+            heat.update(colormap_negative="winter", cal_min_neg=-top, cal_max_neg=-0.1 * top)
+        volumes.append(heat)
+    if layers["nodules"] is not None:
+        volumes.append(
+            {"data": nifti_bytes(layers["nodules"], ct), "name": "nodules.nii",
+             "colormap": "green", "opacity": 0.5, "cal_min": 0.5, "cal_max": 1.0}
+        )  # fmt: skip
+    viewer = NiiVue(height=int(height))
+    viewer.load_volumes(volumes)
+    viewer.opts.slice_type = SliceType.MULTIPLANAR
+    viewer.opts.multiplanar_show_render = True
+    return viewer

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -120,3 +123,39 @@ def test_from_predictions_cuts_crops_from_the_sample_scan(sample_dir):
     widget.candidates.value = 1
     assert "green circle" in widget.legend.value  # the 23.4 mm annotated nodule
     assert widget.explanations.crop(1).shape == (24, 24, 24)
+
+
+def test_the_3d_view_holds_ct_heat_map_and_nodule_on_one_grid():
+    import SimpleITK as sitk
+
+    from nodulekit.data import Scan
+    from nodulekit.explain import attribute
+    from nodulekit.preprocess import crop, normalize_hu
+    from nodulekit.widgets.explain_explorer import explain_3d, nifti_bytes
+
+    array = np.full((40, 60, 60), -900, np.int16)
+    array[18:23, 28:33, 28:33] = 40
+    scan = Scan(array, origin=(-10.0, 5.0, 20.0), spacing=(1.0, 1.0, 2.0))
+    centre = scan.voxel_to_world(np.array([20.0, 30.0, 30.0]))
+    cut = crop(scan, centre, 32.0, (24, 24, 24))
+    x = torch.from_numpy(normalize_hu(cut.array))[None, None]
+    attribution = attribute(
+        build_model("cnn", channels=(2, 4)), x, "integrated_gradients", crops=[cut], n_steps=4
+    )
+    nodules = pd.DataFrame({"coordX": [centre[0]], "coordY": [centre[1]], "coordZ": [centre[2]]})
+    viewer = explain_3d(
+        scan, center_xyz_mm=centre, attribution=attribution,
+        nodules=nodules.assign(diameter_mm=6.0), region_mm=40.0,
+    )  # fmt: skip
+    names = [v.name for v in viewer.volumes]
+    assert names == ["ct.nii", "attribution.nii", "nodules.nii"]
+    assert viewer.volumes[1].colormap_negative == "winter"  # signed: both signs shown
+    path = Path(tempfile.mkdtemp()) / "nodules.nii"
+    path.write_bytes(viewer.volumes[2].data)
+    mask = sitk.ReadImage(str(path))
+    assert mask.GetSize() == (40, 40, 20)  # 40 mm at 1 x 1 x 2 mm
+    assert mask.TransformPhysicalPointToIndex(tuple(centre)) == (20, 20, 10)
+    voxels = sitk.GetArrayFromImage(mask)
+    # a 6 mm sphere is 113 mm^3, about 57 voxels of 2 mm^3
+    assert voxels[10, 20, 20] == 1 and 40 <= voxels.sum() <= 70
+    assert nifti_bytes(np.zeros((2, 2, 2), np.float32), scan)[344:348] == b"n+1\0"

@@ -19,7 +19,14 @@ import pandas as pd
 import torch
 from torch import nn
 
-from nodulekit.explain.methods import Attribution, _check_batch, _device, air_value, explaining
+from nodulekit.explain.methods import (
+    Attribution,
+    _check_batch,
+    _device,
+    air_value,
+    explaining,
+    model_dtype,
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -111,7 +118,7 @@ def deletion_curve(
 
     Cost: ``2 * (steps + 1)`` forward passes per crop.
     """
-    x = _check_batch(x, None)
+    x = _check_batch(x, None).float()
     if attribution.maps.shape != (x.shape[0], *x.shape[2:]):
         raise ValueError(
             f"attribution maps have shape {attribution.maps.shape}, the crops "
@@ -128,7 +135,7 @@ def deletion_curve(
     target = _device(model, device)
     with explaining(model, target):
         for i in range(x.shape[0]):
-            crop = x[i, 0].to(target)
+            crop = x[i, 0].to(target, model_dtype(model))
             ranked = np.argsort(-attribution.maps[i].ravel(), kind="stable")
             curves["attribution"].append(_probabilities(model, crop, ranked, counts, batch_size))
             random = rng.permutation(n_voxels)

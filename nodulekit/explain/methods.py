@@ -161,13 +161,24 @@ def _check_batch(x: Any, crop_shape: Sequence[int] | None) -> torch.Tensor:
                 f"trained on crops of shape {expected} (the checkpoint's crop_shape); cut the "
                 f"crops with shape_zyx={expected}"
             )
-    return x.float()
+    return x
 
 
-def _check_crops(crops: Sequence[Crop] | None, x: torch.Tensor) -> tuple[Crop, ...] | None:
+def _check_crops(
+    crops: Sequence[Crop] | None, x: torch.Tensor, crop_size_mm: float | None = None
+) -> tuple[Crop, ...] | None:
     if crops is None:
         return None
     crops = tuple(crops)
+    if crop_size_mm is not None:
+        for i, c in enumerate(crops):
+            size = tuple(round(s * n, 2) for s, n in zip(c.spacing, c.shape[::-1], strict=True))
+            if not np.allclose(size, float(crop_size_mm), rtol=0.01):
+                raise GeometryError(
+                    f"crops[{i}] spans {size} mm (x, y, z) but the model was trained on "
+                    f"{float(crop_size_mm)} mm crops (the checkpoint's crop_size_mm); cut them "
+                    f"with size_mm={float(crop_size_mm)}"
+                )
     if len(crops) != x.shape[0]:
         raise ValueError(f"got {len(crops)} crops for a batch of {x.shape[0]}; give one per crop")
     for i, c in enumerate(crops):
@@ -234,6 +245,12 @@ def explaining(model: nn.Module, device: torch.device) -> Iterator[nn.Module]:
             p.requires_grad_(flag)
             p.grad = grad
         model.train(was_training)
+
+
+def model_dtype(model: nn.Module) -> torch.dtype:
+    """The floating dtype of the model's parameters (float32 when it has none)."""
+    first = next(model.parameters(), None)
+    return first.dtype if first is not None and first.is_floating_point() else torch.float32
 
 
 def _device(model: nn.Module, device: str | torch.device) -> torch.device:
@@ -351,6 +368,7 @@ def attribute(
     target_layer: str | nn.Module | None = None,
     crops: Sequence[Crop] | None = None,
     crop_shape: Sequence[int] | None = None,
+    crop_size_mm: float | None = None,
     device: str | torch.device = "auto",
     batch_size: int = 16,
     **options: Any,
@@ -389,6 +407,9 @@ def attribute(
     crop_shape : 3 ints, optional
         The crop shape ``(z, y, x)`` the model was trained on (a checkpoint's
         ``config["crop_shape"]``); crops of another shape are refused.
+    crop_size_mm : float, optional
+        The crops' edge in mm the model was trained on (``config["crop_size_mm"]``); with
+        ``crops``, crops of another physical size are refused.
     device : str or torch.device
         ``"auto"``: the model's device when it is on a GPU, else CUDA, MPS, then CPU.
     batch_size : int
@@ -417,17 +438,19 @@ def attribute(
     if unknown:
         raise TypeError(f"method {method!r} accepts the options {accepted}, not {unknown}")
     x = _check_batch(x, crop_shape)
-    geometry = _check_crops(crops, x)
+    geometry = _check_crops(crops, x, crop_size_mm)
     layer, layer_name = (None, None)
     if method in ("gradcam", "guided_gradcam"):
         layer, layer_name = resolve_layer(model, target_layer)
     target = _device(model, device)
+    dtype = model_dtype(model)
     maps, logits = [], []
     with explaining(model, target), warnings.catch_warnings():
         warnings.filterwarnings("ignore", module="captum")
         warnings.filterwarnings("ignore", message=".*(require|backward hooks).*")
         for start in range(0, x.shape[0], max(1, int(batch_size))):
-            chunk = x[start : start + batch_size].to(target).detach().clone().requires_grad_(True)
+            chunk = x[start : start + batch_size].to(target, dtype).detach().clone()
+            chunk.requires_grad_(True)
             with torch.no_grad():
                 logits.append(model(chunk).float().reshape(-1).cpu())
             out = function(model, chunk, layer, **options)

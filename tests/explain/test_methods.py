@@ -139,6 +139,12 @@ def test_crops_of_another_shape_than_the_checkpoint_are_refused_naming_both():
         attribute(model, torch.rand(1, 1, 16, 16, 16), crop_shape=(24, 24, 24))
 
 
+def test_a_double_precision_model_is_explained_in_its_own_dtype():
+    model = build_model("cnn", channels=(2, 4)).double()
+    attribution = attribute(model, torch.rand(2, 1, 8, 8, 8), "gradcam")
+    assert attribution.maps.dtype == np.float32 and attribution.maps.shape == (2, 8, 8, 8)
+
+
 def test_maps_paste_back_into_the_scan_where_the_crop_was_cut():
     from nodulekit.data import Scan
     from nodulekit.preprocess import crop, normalize_hu
@@ -158,6 +164,8 @@ def test_maps_paste_back_into_the_scan_where_the_crop_was_cut():
         30,
         32,
     ]
+    with pytest.raises(GeometryError, match=r"spans \(16.0, 16.0, 16.0\) mm .* trained on 32.0 mm"):
+        attribute(build_model("cnn", channels=(2, 4)), x, crops=[cut], crop_size_mm=32.0)
     with pytest.raises(GeometryError, match=r"crops\[0\] has shape \(8, 8, 8\)"):
         attribute(build_model("cnn", channels=(2, 4)), torch.rand(1, 1, 6, 6, 6), crops=[cut])
 

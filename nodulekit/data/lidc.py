@@ -51,6 +51,7 @@ __all__ = [
     "LidcWarning",
     "consensus_nodules",
     "find_lidc_xml",
+    "lidc_annotations",
     "lidc_annotations_table",
     "read_lidc_xml",
     "slice_lookup",
@@ -634,3 +635,28 @@ def lidc_annotations_table(
         rows.append(row)
     columns = ["seriesuid", "coordX", "coordY", "coordZ", "diameter_mm", "n_readers", "volume_mm3"]
     return pd.DataFrame(rows, columns=columns + list(CHARACTERISTICS))
+
+
+def lidc_annotations(
+    series_dir: str | Path,
+    *,
+    xml: str | Path | None = None,
+    level: float = 0.5,
+    min_readers: int = 1,
+) -> pd.DataFrame:
+    """Read a DICOM series and its LIDC XML; return its consensus nodules as a LUNA16 table.
+
+    ``min_readers=3`` applies LUNA16's rule. The table holds no patient identifier (the
+    series UID is LUNA16's own key).
+
+    Examples
+    --------
+    >>> lidc_annotations("LIDC-IDRI-0001", min_readers=3)  # doctest: +SKIP
+    """
+    from nodulekit.data.io import read_scan
+
+    series_dir = Path(series_dir)
+    reading = read_lidc_xml(xml if xml is not None else find_lidc_xml(series_dir))
+    scan = read_scan(series_dir, reading.seriesuid or None)
+    nodules = consensus_nodules(reading, scan, series_dir=series_dir, level=level)
+    return lidc_annotations_table(nodules, min_readers=min_readers)

@@ -205,3 +205,30 @@ def test_sample_consensus_matches_luna16(sample_dir):
     np.testing.assert_allclose(
         again[["coordX", "coordY", "coordZ"]], table[["coordX", "coordY", "coordZ"]]
     )
+
+
+@pytest.mark.sample
+@pytest.mark.slow
+def test_cli_writes_the_luna16_style_table(sample_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from nodulekit.cli import app
+
+    out = tmp_path / "lidc.csv"
+    result = CliRunner().invoke(
+        app,
+        [
+            "lidc-annotations",
+            str(sample_dir / "lidc-idri-dicom"),
+            "--out",
+            str(out),
+            "--min-readers",
+            "3",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "1 nodule(s)" in result.output
+    table = pd.read_csv(out)
+    assert table.seriesuid.tolist() == [SAMPLE_UID]
+    text = out.read_text()
+    assert "LIDC-IDRI-0001" not in text  # the patient ID never reaches the output

@@ -144,7 +144,12 @@ class SegmentationPatches(Dataset):
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    @property
+    def labels(self) -> np.ndarray:
+        """1 where the patch's centre slice holds nodule voxels (what the sampler balances)."""
+        return (self.targets.reshape(len(self), -1).max(axis=1) > 0).astype(np.int64)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
         image, target = self.images[index], self.targets[index]
         if self.flip:  # in-plane flips and 90-degree turns: anatomy-agnostic, label-exact
             rng = np.random.default_rng()
@@ -152,14 +157,16 @@ class SegmentationPatches(Dataset):
             image, target = np.rot90(image, k, axes=(1, 2)), np.rot90(target, k, axes=(1, 2))
             if rng.random() < 0.5:
                 image, target = image[:, :, ::-1], target[:, :, ::-1]
-        return torch.from_numpy(np.ascontiguousarray(image)), torch.from_numpy(
-            np.ascontiguousarray(target)
+        return (
+            torch.from_numpy(np.ascontiguousarray(image)),
+            torch.from_numpy(np.ascontiguousarray(target)),
+            index,
         )
 
     @property
     def positive_fraction(self) -> float:
         """Share of patches whose centre slice holds nodule voxels."""
-        return float((self.targets.reshape(len(self), -1).max(axis=1) > 0).mean())
+        return float(self.labels.mean())
 
 
 def build_segmentation_patches(

@@ -61,7 +61,7 @@ def test_patches_over_represent_nodules(tiny_root):
     luna = Luna16(tiny_root, warn_missing=False)
     uids = list(luna.scans.seriesuid)
     patches = build_segmentation_patches(tiny_root, uids, size_px=32, seed=0)
-    image, target = patches[0]
+    image, target, _ = patches[0]
     assert image.shape == (5, 32, 32) and target.shape == (1, 32, 32)
     assert 0.0 <= float(image.min()) and float(image.max()) <= 1.0
     assert set(np.unique(patches.targets)) <= {0.0, 1.0}

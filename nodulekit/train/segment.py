@@ -299,3 +299,70 @@ def predict_volume(
         prob = torch.sigmoid(model(torch.from_numpy(batch).to(device)).float())
         out[start : start + len(zs), ys, xs] = prob[:, 0, :h, :w].cpu().numpy()
     return out
+
+
+class Segmentation:
+    """The loop's task for the U-Net: Dice + BCE loss; validation Dice on the patches.
+
+    ``val_dice`` is the mean hard Dice (probability >= 0.5) over the patches whose centre slice
+    holds a nodule; ``val_dice_global`` pools every voxel of every patch (false positives on
+    nodule-free patches count there). The per-nodule Dice of whole nodules is
+    `nodulekit.evaluate.segmentation`'s job.
+    """
+
+    monitor = "val_dice"
+
+    def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return dice_bce_loss(output, target)
+
+    @torch.no_grad()
+    def evaluate(
+        self,
+        model: torch.nn.Module,
+        dataset: Dataset,
+        *,
+        device: torch.device,
+        batch_size: int,
+        amp: torch.dtype | None = None,
+        info=None,
+        thresholds: dict[str, float] | None = None,
+    ) -> dict[str, float]:
+        from torch.utils.data import DataLoader, Subset
+
+        from nodulekit.train import distributed as ddp
+
+        info = info or ddp.DistInfo()
+        threshold = float((thresholds or {}).get("threshold", 0.5))
+        net = getattr(model, "module", model)
+        net.eval()
+        rows = np.arange(info.rank, len(dataset), info.world_size)
+        loader = DataLoader(Subset(dataset, rows.tolist()), batch_size=batch_size)
+        loss_sum, n, inter, total, dices = 0.0, 0, 0.0, 0.0, []
+        for x, y, _ in loader:
+            x, y = x.to(device), y.to(device)
+            with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+                logits = net(x)
+            loss_sum += float(dice_bce_loss(logits, y)) * len(y)
+            n += len(y)
+            hard = (torch.sigmoid(logits.float()) >= threshold).float().flatten(1)
+            truth = y.float().flatten(1)
+            i, t = (hard * truth).sum(1), hard.sum(1) + truth.sum(1)
+            inter, total = inter + float(i.sum()), total + float(t.sum())
+            has = truth.sum(1) > 0
+            dices += (2 * i[has] / t[has]).cpu().tolist()
+        parts = ddp.all_gather_objects(info, (loss_sum, n, inter, total, dices))
+        loss_sum = sum(p[0] for p in parts)
+        n = sum(p[1] for p in parts)
+        inter, total = sum(p[2] for p in parts), sum(p[3] for p in parts)
+        dices = [d for p in parts for d in p[4]]
+        nan = float("nan")
+        return {
+            "loss": loss_sum / n if n else nan,
+            "dice": float(np.mean(dices)) if dices else nan,
+            "dice_global": 2 * inter / total if total else nan,
+            "threshold": threshold,
+        }
+
+    def operating_point(self, best_row: dict | None) -> dict[str, float]:
+        """Segmentation is scored at probability 0.5 (no threshold is tuned)."""
+        return {"threshold": 0.5}

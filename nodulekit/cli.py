@@ -392,6 +392,38 @@ def detect(
         )
 
 
+@app.command("lidc-annotations")
+def lidc_annotations(
+    series_dir: Annotated[
+        Path, typer.Argument(help="An LIDC-IDRI DICOM series folder with its reader XML.")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="CSV file to write.")],
+    level: Annotated[
+        float, typer.Option(help="Agreement level of the consensus masks (0.5: half the readers).")
+    ] = 0.5,
+    min_readers: Annotated[
+        int, typer.Option(help="Keep nodules marked by at least this many readers (LUNA16: 3).")
+    ] = 1,
+) -> None:
+    """Write the readers' consensus nodules of an LIDC-IDRI series as a LUNA16-style table
+    (seriesuid, coordX, coordY, coordZ, diameter_mm, n_readers, volume and mean ratings)."""
+    from nodulekit._files import write_text_atomic
+    from nodulekit.data.lidc import lidc_annotations as build
+    from nodulekit.errors import NodulekitError
+
+    try:
+        table = build(series_dir, level=level, min_readers=min_readers)
+    except (NodulekitError, OSError) as e:
+        raise _fail(e) from e
+    write_text_atomic(out, table.to_csv(index=False), permissions=None)
+    typer.echo(f"wrote {out}: {len(table)} nodule(s) marked by >= {min_readers} reader(s)")
+    for row in table.itertuples():
+        typer.echo(
+            f"  ({row.coordX:.1f}, {row.coordY:.1f}, {row.coordZ:.1f}) mm, "
+            f"{row.diameter_mm:.1f} mm, {row.n_readers} readers"
+        )
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -193,8 +193,6 @@ def run_demo(
     if epochs is not None:
         options["epochs"] = epochs
     options.update(train_options or {})
-    fields = set(TrainConfig.__dataclass_fields__)  # TODO(clicourse): drop once trainloop merged
-    options = {k: v for k, v in options.items() if k in fields or k not in ("quiet", "overwrite")}
     config = TrainConfig(**options)
 
     t0 = time.perf_counter()

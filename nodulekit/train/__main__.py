@@ -28,9 +28,6 @@ import typer
 from nodulekit._cmdline import OneLineErrorsCommand
 from nodulekit.train.config import TrainConfig
 
-#: options of the command that are not `TrainConfig` fields
-EXTRA_OPTIONS = ("quiet",)
-
 
 # ---- option types -------------------------------------------------------------------------
 def int_tuple(value: Any) -> tuple[int, ...]:
@@ -108,18 +105,6 @@ def _option(f: dataclasses.Field, hint: Any) -> inspect.Parameter:
         default=default,
         annotation=Annotated[annotation, info],
     )
-
-
-def _extra_options() -> list[inspect.Parameter]:
-    quiet = typer.Option("--quiet", "-q", help="Print only the result, no line per epoch.")
-    return [
-        inspect.Parameter(
-            "quiet",
-            inspect.Parameter.KEYWORD_ONLY,
-            default=False,
-            annotation=Annotated[bool, quiet],
-        )
-    ]
 
 
 def _tuple_options() -> set[str]:
@@ -257,7 +242,7 @@ def check_splits(config: TrainConfig) -> None:
         )
 
 
-def run(config: TrainConfig, *, quiet: bool = False, echo: Callable[[str], None] = typer.echo):
+def run(config: TrainConfig, *, echo: Callable[[str], None] = typer.echo):
     """Check the folders and the splits, train, and print the result (rank 0 only)."""
     from nodulekit.train import distributed as ddp
     from nodulekit.train.pipeline import train
@@ -279,15 +264,13 @@ def make_train_command() -> Callable[..., None]:
     """The ``train`` command function, with one typer option per `TrainConfig` field."""
     hints = typing.get_type_hints(TrainConfig)
     parameters = [_option(f, hints[f.name]) for f in dataclasses.fields(TrainConfig)]
-    parameters += [p for p in _extra_options() if p.name not in hints]
 
     def train_command(**values: Any) -> None:
-        extras = {name: values.pop(name) for name in EXTRA_OPTIONS if name not in hints}
         try:
             config = TrainConfig(**values)
         except ValueError as error:
             raise typer.BadParameter(str(error)) from error
-        run(config, **extras)
+        run(config)
 
     train_command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
     train_command.__annotations__ = {p.name: p.annotation for p in parameters}

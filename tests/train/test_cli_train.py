@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 import nodulekit.train.__main__ as train_main
 from nodulekit.cli import app
-from nodulekit.train.__main__ import EXTRA_OPTIONS, option_name
+from nodulekit.train.__main__ import option_name
 from nodulekit.train.config import TrainConfig
 
 
@@ -27,9 +27,7 @@ def test_every_config_field_is_one_option_of_both_entry_points():
     module = typer.main.get_command(train_main.make_app())
     for command in (cli, module):
         options = _options(command)
-        assert set(options) == {f.name for f in dataclasses.fields(TrainConfig)} | set(
-            EXTRA_OPTIONS
-        )
+        assert set(options) == {f.name for f in dataclasses.fields(TrainConfig)}
         for f in dataclasses.fields(TrainConfig):
             assert option_name(f.name) in options[f.name]
     assert _options(cli) == _options(module)
@@ -37,11 +35,9 @@ def test_every_config_field_is_one_option_of_both_entry_points():
 
 @pytest.fixture
 def parsed(monkeypatch):
-    """The config (and quiet flag) the command would train with; nothing runs."""
+    """The config the command would train with; nothing runs."""
     seen = {}
-    monkeypatch.setattr(
-        train_main, "run", lambda config, quiet=False: seen.update(c=config, q=quiet)
-    )
+    monkeypatch.setattr(train_main, "run", lambda config: seen.update(c=config))
     return seen
 
 
@@ -49,7 +45,7 @@ def test_parsing_gives_the_same_config_as_the_python_api(parsed):
     args = ["train", "--data", "root", "--out", "run", "--epochs", "3", "--batch-size", "8",
             "--lr", "0.01", "--val-subsets", "7", "8", "--test-subsets", "--no-augment",
             "--crop-shape", "16", "16", "16", "--model-options", '{"channels": [4, 8]}',
-            "--resume", "run/last.pt", "--quiet"]  # fmt: skip
+            "--resume", "run/last.pt", "--quiet", "--overwrite"]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert parsed["c"] == TrainConfig(
@@ -64,10 +60,11 @@ def test_parsing_gives_the_same_config_as_the_python_api(parsed):
         crop_shape=(16, 16, 16),
         model_options={"channels": [4, 8]},
         resume="run/last.pt",
+        quiet=True,
+        overwrite=True,
     )
-    assert parsed["q"] is True
     assert CliRunner().invoke(app, ["train"]).exit_code == 0
-    assert parsed["c"] == TrainConfig() and parsed["q"] is False
+    assert parsed["c"] == TrainConfig()
     CliRunner().invoke(app, ["train", "--val-subsets", "7,8", "--test-subsets", "none"])
     assert (parsed["c"].val_subsets, parsed["c"].test_subsets) == ((7, 8), ())
 

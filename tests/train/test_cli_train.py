@@ -189,6 +189,7 @@ def test_train_writes_metrics_and_best_checkpoint(tiny_root, tmp_path):
     assert len(ckpt["data_fingerprint"]) == 16
     assert (root / ".nodulekit-cache").is_dir()
     assert "held-out test: ROC AUC" in result.output
+    assert "epoch 1/2" in result.output and "epoch 2/2" in result.output  # a line per epoch
     assert "best val AUC" in result.output
 
 

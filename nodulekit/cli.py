@@ -428,6 +428,63 @@ def lidc_annotations(
         )
 
 
+# ---- for the clinician (nodulekit.report) ---------------------------------------------
+
+
+@app.command()
+def report(
+    scan: Annotated[Path, typer.Argument(help="A .mhd or .nii(.gz) file, or a DICOM folder.")],
+    checkpoint: Annotated[Path, typer.Option(help="The classifier's checkpoint (best.pt).")],
+    out: Annotated[Path, typer.Option(help="The .html file to write.")],
+    predictions: Annotated[
+        Optional[Path],  # noqa: UP045 - typer needs Optional on 3.10
+        typer.Option(help="Marks already made (nodulekit detect's CSV); default: detect."),
+    ] = None,
+    segmentation: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="A U-Net checkpoint: diameters from its segmentation."),
+    ] = None,
+    lobes: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="A lobe label map on the scan (1-5: LUL, LLL, RUL, RML, RLL)."),
+    ] = None,
+    evaluation: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            help="The --out folder of nodulekit evaluate (default: evaluation/ "
+            "beside the checkpoint)."
+        ),
+    ] = None,
+    top: Annotated[int, typer.Option(help="Findings listed.")] = 10,
+    explained: Annotated[int, typer.Option(help="Findings shown with their heat maps.")] = 5,
+    method: Annotated[
+        str, typer.Option(help="Heat-map method (gradcam, occlusion, ...).")
+    ] = "gradcam",
+    sanity: Annotated[
+        bool, typer.Option(help="Sanity-check the heat maps (cascading randomisation).")
+    ] = True,
+    device: Annotated[str, typer.Option(help="auto (CUDA, MPS, CPU), cpu, cuda...")] = "auto",
+) -> None:
+    """Write one self-contained HTML report of a scan (opens offline): findings ranked with
+    position, side, size and probability; key slices with and without the heat map and its
+    trust status; the model's validation figures; intended use and limits. No patient data."""
+    from nodulekit.errors import NodulekitError
+    from nodulekit.report import build_report
+
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise typer.BadParameter(f"{out}: the report is an HTML file; end the name with .html")
+    try:
+        result = build_report(
+            scan, checkpoint=checkpoint, out=out, predictions=predictions,
+            segmentation=segmentation, lobes=lobes, evaluation=evaluation, top=top,
+            explained=explained, method=method, sanity=sanity, device=device,
+        )  # fmt: skip
+    except (NodulekitError, ValueError) as e:
+        raise _fail(e) from e
+    typer.echo(f"wrote {result.path}: {len(result.findings)} finding(s); {result.method} heat "
+               f"maps: {result.trust_status}")  # fmt: skip
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -485,6 +485,41 @@ def report(
                f"maps: {result.trust_status}")  # fmt: skip
 
 
+@app.command("app")
+def app_command(
+    root: Annotated[
+        Path,
+        typer.Argument(help="A LUNA16 root (with --checkpoint) or a `nodulekit demo` folder."),
+    ] = Path("nodulekit-demo"),
+    checkpoint: Annotated[
+        Optional[Path],  # noqa: UP045 - typer needs Optional on 3.10
+        typer.Option(help="The classifier's checkpoint (default: ROOT/run/best.pt)."),
+    ] = None,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on (127.0.0.1: this machine only).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8866,
+    reports: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="Folder for the reports made (default: ./nodulekit-reports)."),
+    ] = None,
+) -> None:
+    """Serve the explanation explorer as a web page with no code on screen (Voila): pick a
+    scan, see its findings ranked, scroll the slices with the heat map, read the trust
+    status, download the report. Open the address it prints; Ctrl-C stops it."""
+    from nodulekit.errors import NodulekitError
+    from nodulekit.report.app import resolve_inputs, serve
+
+    try:
+        inputs = resolve_inputs(root, checkpoint)
+        typer.echo(f"serving {inputs.data} scored by {inputs.checkpoint.name} on "
+                   f"http://{host}:{port}/ (Ctrl-C stops)")  # fmt: skip
+        code = serve(root, checkpoint=checkpoint, host=host, port=port, reports=reports)
+    except NodulekitError as e:
+        raise _fail(e) from e
+    raise typer.Exit(code=code)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -52,10 +52,9 @@ def marks_of_scan(
     else:
         table = read_predictions(predictions)
         raw = pd.read_csv(predictions, dtype={"seriesuid": str}, skipinitialspace=True)
-    if "diameter_mm" in raw and len(raw) == len(table):  # a size the caller measured rides along
-        table = table.assign(
-            diameter_mm=pd.to_numeric(raw["diameter_mm"], errors="coerce").to_numpy()
-        )
+    for extra in ("diameter_mm", "blob_score"):  # sizes (and their kind) ride along
+        if extra in raw and len(raw) == len(table):
+            table[extra] = pd.to_numeric(raw[extra], errors="coerce").to_numpy()
     uids = table["seriesuid"].astype(str).unique()
     own = table[table["seriesuid"].astype(str) == str(scan.seriesuid)]
     if own.empty and len(uids) == 1:

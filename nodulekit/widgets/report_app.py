@@ -81,14 +81,14 @@ class ReportApp(widgets.VBox):
         uids = [str(u) for u in self.luna.scans["seriesuid"]]
         self.scan_choice = widgets.Dropdown(
             options=[(f"scan {k + 1}: …{u[-12:]}", u) for k, u in enumerate(uids)],
-            value=None, description="scan", layout=widgets.Layout(width="420px"),
+            value=None, description="scan", layout=widgets.Layout(width="340px"),
         )  # fmt: skip
         self.status = widgets.HTML()
         self.finding_list = widgets.Select(
-            options=[], rows=10, layout=widgets.Layout(width="420px")
+            options=[], rows=10, layout=widgets.Layout(width="340px")
         )
         self.scan_slice = widgets.IntSlider(0, 0, 1, description="axial slice")
-        self.scan_image = widgets.Image(format="png", layout=widgets.Layout(width="420px"))
+        self.scan_image = widgets.Image(format="png", layout=widgets.Layout(width="340px"))
         self.explorer_box = widgets.VBox()
         self.report_button = widgets.Button(description="Make the report", icon="file")
         self.download = widgets.HTML()
@@ -105,7 +105,8 @@ class ReportApp(widgets.VBox):
             self.scan_image, self.scan_slice,
         ])  # fmt: skip
         right = widgets.VBox([self.explorer_box, widgets.HBox([self.report_button, self.download])])
-        super().__init__([notice, self.scan_choice, self.status, widgets.HBox([left, right])])
+        body = widgets.HBox([left, right], layout=widgets.Layout(flex_flow="row wrap", gap="12px"))
+        super().__init__([notice, self.scan_choice, self.status, body])
         self.add_class("nk-report-app")
         if uids:
             self.scan_choice.value = uids[0]
@@ -146,7 +147,10 @@ class ReportApp(widgets.VBox):
         if self.check and len(table):
             self.status.value = "<i>checking whether the heat maps can be trusted…</i>"
             explanations.check(self.method, n_crops=min(8, len(table)))
-        self.explorer = ExplainExplorer(explanations, method=self.method) if len(table) else None
+        zoom = max(3, 200 // max(self.shape_zyx))  # each plane about 200 pixels wide
+        self.explorer = (
+            ExplainExplorer(explanations, method=self.method, zoom=zoom) if len(table) else None
+        )
         self.explorer_box.children = [self.explorer.children[1]] if self.explorer else []
         options = [(finding_label(r), k) for k, r in enumerate(self.findings.itertuples())]
         self.finding_list.options = options

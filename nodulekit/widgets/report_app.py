@@ -51,7 +51,8 @@ class ReportApp(widgets.VBox):
     method : str
         Heat-map method shown first.
     check : bool
-        Run the heat map's sanity check when a scan is opened (else a button does).
+        Run the heat map's sanity check when a scan is opened (else a button does), and in
+        the reports made.
     """
 
     def __init__(
@@ -104,8 +105,11 @@ class ReportApp(widgets.VBox):
             widgets.HTML("<b>Findings</b> (most probable first)"), self.finding_list,
             self.scan_image, self.scan_slice,
         ])  # fmt: skip
-        right = widgets.VBox([self.explorer_box, widgets.HBox([self.report_button, self.download])])
-        body = widgets.HBox([left, right], layout=widgets.Layout(flex_flow="row wrap", gap="12px"))
+        right = widgets.VBox(
+            [self.explorer_box, widgets.HBox([self.report_button, self.download])],
+            layout=widgets.Layout(margin="0 0 0 12px"),
+        )
+        body = widgets.HBox([left, right], layout=widgets.Layout(flex_flow="row wrap"))
         super().__init__([notice, self.scan_choice, self.status, body])
         self.add_class("nk-report-app")
         if uids:
@@ -209,7 +213,8 @@ class ReportApp(widgets.VBox):
         uid = str(self.scan_choice.value)
         result = build_report(
             self.scan, checkpoint=self.checkpoint, out=self.reports / f"report-{uid}.html",
-            predictions=self.marks, top=self.top, method=self.method, device=self.device,
+            predictions=self.marks, top=self.top, method=self.method, sanity=self.check,
+            device=self.device,
         )  # fmt: skip
         data = base64.b64encode(result.path.read_bytes()).decode("ascii")
         self.download.value = (

@@ -148,6 +148,19 @@ def evaluate_predictions(
     return evaluation
 
 
+def _json_safe(value: Any) -> Any:
+    """Plain JSON: numpy numbers as Python numbers, NaN as null."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (np.integer, np.bool_)):
+        return value.item()
+    if isinstance(value, (float, np.floating)):
+        return None if np.isnan(value) else float(value)
+    return value
+
+
 def _write_json(evaluation: Evaluation, out: Path) -> None:
     result = evaluation.froc
     payload: dict[str, Any] = {
@@ -163,7 +176,7 @@ def _write_json(evaluation: Evaluation, out: Path) -> None:
         }
     if evaluation.size_bands is not None:
         payload["size_bands"] = evaluation.size_bands.to_dict(orient="records")
-    text = json.dumps(payload, indent=2, default=float, allow_nan=True)
+    text = json.dumps(_json_safe(payload), indent=2)
     path = write_text_atomic(out / "metrics.json", text + "\n", permissions=None)
     evaluation.files.append(path)
 

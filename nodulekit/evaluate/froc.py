@@ -346,3 +346,39 @@ def froc(
     return FrocResult(
         fps, sens, thresholds, points, cpm, cpm_ci, marks_out, nodules_out, band, counts
     )
+
+
+def froc_by_group(
+    predictions: pd.DataFrame,
+    annotations: pd.DataFrame,
+    excluded: pd.DataFrame | None,
+    seriesuids: Sequence[str],
+    groups: Sequence[str] | np.ndarray,
+    *,
+    method: str = "interp",
+) -> pd.DataFrame:
+    """CPM and the 7 sensitivities for each group of nodules (e.g. `size_band` of diameters).
+
+    For one group, the nodules of the other groups become excluded findings: a mark on them is
+    neither a hit nor a false positive, so every group is scored against the same false
+    positives. Groups named ``""`` are skipped.
+    """
+    excluded = excluded if excluded is not None else annotations.iloc[:0]
+    groups = np.asarray(groups, dtype=object)
+    rows = []
+    for name in dict.fromkeys(g for g in groups if isinstance(g, str) and g):
+        inside = groups == name
+        others = pd.concat([excluded, annotations[~inside]], ignore_index=True)
+        result = froc(predictions, annotations[inside], others, seriesuids, n_resamples=0,
+                      method=method)  # fmt: skip
+        row = {"group": name, "nodules": result.counts["nodules"], "found": result.counts["tp"]}
+        row.update(
+            zip(
+                [f"sens@{p:g}" for p in FP_PER_SCAN],
+                result.operating_points["sensitivity"],
+                strict=True,
+            )
+        )
+        row["cpm"] = result.cpm
+        rows.append(row)
+    return pd.DataFrame(rows)

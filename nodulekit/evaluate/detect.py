@@ -2,7 +2,7 @@
 checkpoint, written as a LUNA16 submission.
 
 1. `candidate_points`: the scan resampled to an isotropic grid (1.25 mm), HU scaled to [0, 1]
-   inside the lung mask (`nodulekit.preprocess.lung_mask`; air outside, so the chest wall
+   in two windows (full range; lung to -400 HU for ground-glass nodules) inside the lung mask (`nodulekit.preprocess.lung_mask`; air outside, so the chest wall
    makes no edge), the scale-normalised Laplacian of Gaussian (``-sigma^2 LoG``) at radii of
    2 to 15 mm (``sigma = r / sqrt(3)``, the 3D blob scale), local maxima at each scale,
    marks closer than ``merge_mm`` (or half the stronger blob's radius) merged, strongest first;
@@ -81,21 +81,26 @@ def candidate_points(
     radii_mm: Sequence[float] = RADII_MM,
     merge_mm: float = 5.0,
     min_response: float = 0.02,
-    max_hu: float = 400.0,
+    windows_hu: Sequence[tuple[float, float]] = ((-1000.0, 400.0), (-1000.0, -400.0)),
 ) -> pd.DataFrame:
     """Blob candidates inside the lungs: ``coordX, coordY, coordZ`` (world mm), ``diameter_mm``
     (size estimate), ``blob_score`` (LoG response), strongest first, at most ``max_candidates``.
 
-    HU are clipped to ``[-1000, max_hu]`` and scaled to [0, 1] first (the model's input range
-    by default).
+    Peaks are searched in each of ``windows_hu`` (HU clipped to the window, scaled to [0, 1]):
+    the full range keeps a solid nodule apart from the vessel beside it; the narrow one
+    saturates solid tissue so that a faint ground-glass nodule (about -600 HU) is as strong a
+    blob as a solid one. Both sets of peaks are merged.
     """
     from nodulekit.preprocess.window import normalize_hu
 
     iso, mask = _isotropic(scan, grid_mm)
-    scaled = normalize_hu(np.asarray(iso.array, np.float32), min_hu=-1000.0, max_hu=max_hu)
-    volume = np.where(mask, scaled, 0.0).astype(np.float32)
     radii_vox = [r / grid_mm for r in radii_mm]
-    index_zyx, score, scale = blob_peaks(volume, radii_vox, mask, min_response)
+    found = []
+    for low, high in windows_hu:
+        scaled = normalize_hu(np.asarray(iso.array, np.float32), min_hu=low, max_hu=high)
+        volume = np.where(mask, scaled, 0.0).astype(np.float32)
+        found.append(blob_peaks(volume, radii_vox, mask, min_response))
+    index_zyx, score, scale = (np.concatenate([f[k] for f in found]) for k in range(3))
     order = np.argsort(-score, kind="stable")
     index_zyx, score = index_zyx[order], score[order]
     radius = np.asarray(radii_mm)[scale[order]]

@@ -10,6 +10,7 @@ predictions.csv                the submission scored (checkpoint mode)
 froc.csv                       the FROC curve: fp_per_scan, sensitivity, threshold
 froc_points.csv                sensitivity and 95% CI at 1/8 ... 8 FP/scan
 froc_band.csv                  the bootstrap band on a grid of FP/scan
+froc_size_bands.csv            CPM and sensitivities per nodule size band
 metrics.json                   CPM, counts, points (and the classification metrics)
 classification.csv             metric, value, ci_low, ci_high (checkpoint mode)
 size_bands.csv                 recall/AUC/AP per nodule size band (checkpoint mode)
@@ -47,6 +48,7 @@ class Evaluation:
     size_bands: pd.DataFrame | None = None
     errors: pd.DataFrame | None = None
     curves: dict[str, pd.DataFrame] = field(default_factory=dict)
+    froc_size_bands: pd.DataFrame | None = None
     gallery_rows: pd.DataFrame | None = None
     gallery_crops: list = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
@@ -139,13 +141,37 @@ def evaluate_predictions(
     scans = scans_of_subsets(luna, subsets)
     result = froc(table, luna.annotations, luna.excluded, scans, n_resamples=n_resamples, seed=seed)
     evaluation = Evaluation(froc=result)
+    evaluation.froc_size_bands = _froc_bands(table, luna, scans)
     if out is not None:
         out = Path(out)
         write_froc(result, out, evaluation.files)
+        _csv(evaluation.froc_size_bands, out / "froc_size_bands.csv", evaluation.files, index=False)
         _write_json(evaluation, out)
     if errors:
         gallery(evaluation, luna, out)
     return evaluation
+
+
+def _froc_bands(predictions: pd.DataFrame, luna: Any, scans: list[str]) -> pd.DataFrame:
+    """CPM per nodule size band (`froc_by_group`)."""
+    from nodulekit.evaluate.froc import froc_by_group
+    from nodulekit.evaluate.metrics import size_band
+
+    ann = luna.annotations
+    return froc_by_group(predictions, ann, luna.excluded, scans, size_band(ann["diameter_mm"]))
+
+
+def _json_safe(value: Any) -> Any:
+    """Plain JSON: numpy numbers as Python numbers, NaN as null."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (np.integer, np.bool_)):
+        return value.item()
+    if isinstance(value, (float, np.floating)):
+        return None if np.isnan(value) else float(value)
+    return value
 
 
 def _write_json(evaluation: Evaluation, out: Path) -> None:
@@ -163,7 +189,9 @@ def _write_json(evaluation: Evaluation, out: Path) -> None:
         }
     if evaluation.size_bands is not None:
         payload["size_bands"] = evaluation.size_bands.to_dict(orient="records")
-    text = json.dumps(payload, indent=2, default=float, allow_nan=True)
+    if evaluation.froc_size_bands is not None:
+        payload["froc_size_bands"] = evaluation.froc_size_bands.to_dict(orient="records")
+    text = json.dumps(_json_safe(payload), indent=2)
     path = write_text_atomic(out / "metrics.json", text + "\n", permissions=None)
     evaluation.files.append(path)
 
@@ -290,9 +318,12 @@ def evaluate_checkpoint(
         predictions, luna.annotations, luna.excluded, scans, n_resamples=n_resamples, seed=seed
     )
     evaluation = Evaluation(froc=result)
+    evaluation.froc_size_bands = _froc_bands(predictions, luna, scans)
     if out_dir is not None:
         evaluation.files.append(write_predictions(predictions, out_dir / "predictions.csv"))
         write_froc(result, out_dir, evaluation.files)
+        _csv(evaluation.froc_size_bands, out_dir / "froc_size_bands.csv", evaluation.files,
+             index=False)  # fmt: skip
     labelled = candidates[candidates["class"].isin([0, 1])]
     _classification(
         labelled, luna.annotations, out_dir, evaluation,

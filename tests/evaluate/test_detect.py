@@ -64,3 +64,26 @@ def test_detect_a_dicom_folder_writes_no_patient_data(tmp_path, checkpoint):
     marks = pd.read_csv(out)
     assert list(marks.columns) == ["seriesuid", "coordX", "coordY", "coordZ", "probability"]
     assert find_in_tree(out.parent, series.needles) == []
+
+
+def test_detect_dataset_merges_and_resumes(tiny_root, checkpoint, tmp_path, monkeypatch):
+    import nodulekit.evaluate.detect as detect_module
+    from nodulekit.evaluate.detect_all import detect_dataset
+
+    calls = []
+
+    def fake_detect(scan, model, *, seriesuid, **kwargs):
+        calls.append(seriesuid)
+        return pd.DataFrame({"seriesuid": [seriesuid], "coordX": [1.0], "coordY": [2.0],
+                             "coordZ": [3.0], "probability": [0.5]})  # fmt: skip
+
+    monkeypatch.setattr(detect_module, "detect_scan", fake_detect)
+    out = tmp_path / "all.csv"
+    detect_dataset(tiny_root, checkpoint, out, device="cpu")
+    merged = pd.read_csv(out, dtype={"seriesuid": str})
+    assert len(calls) == 2 and sorted(merged["seriesuid"]) == sorted(calls)
+    # a run that died after the first scan: only the missing scan is done again
+    (tmp_path / "all.csv.parts" / f"{calls[1]}.csv").unlink()
+    calls.clear()
+    detect_dataset(tiny_root, checkpoint, out, device="cpu")
+    assert len(calls) == 1 and len(pd.read_csv(out)) == 2

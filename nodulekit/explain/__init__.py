@@ -32,6 +32,7 @@ _LAZY = {
     "DeletionResult": "nodulekit.explain.faithfulness",
     "summarise_agreement": "nodulekit.explain.agreement",
     "trust_table": "nodulekit.explain.sanity",
+    "data_randomisation_check": "nodulekit.explain.sanity",
     "randomisation_blocks": "nodulekit.explain.sanity",
     "CandidateExplanations": "nodulekit.explain.explorer",
 }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -135,3 +137,25 @@ def test_deletion_refuses_maps_of_other_crops(toy):
     attribution = attribute(toy.model, toy.test.x[:2], "saliency")
     with pytest.raises(ValueError, match=r"maps have shape \(2, 16, 16, 16\)"):
         deletion_curve(toy.model, toy.test.x[:3], attribution)
+
+
+def test_data_randomisation_compares_with_a_model_trained_on_shuffled_labels(toy):
+    from nodulekit.explain import data_randomisation_check
+    from tests.explain.conftest import train_tiny
+
+    seen = []
+
+    def train(x, y):
+        seen.append(y.clone())
+        return train_tiny(SimpleNamespace(x=x, y=y), steps=8)
+
+    table = data_randomisation_check(
+        train, toy.train.x[:16], toy.train.y[:16], toy.test.x[:4], "saliency", threshold=0.99
+    )
+    assert len(seen) == 2 and sorted(seen[0].tolist()) == sorted(seen[1].tolist())
+    assert not torch.equal(seen[0], seen[1])  # the second model saw shuffled labels
+    row = table.iloc[0]
+    assert row["method"] == "saliency" and row["n_crops"] == 4
+    assert -1 <= row["spearman_mean"] <= 1
+    assert row["passed"] == (row["spearman_mean"] < 0.99)
+    assert "shuffled labels" in row["status"]

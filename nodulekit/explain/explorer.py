@@ -185,6 +185,26 @@ class CandidateExplanations:
             )
         return self._maps[key]
 
+    def precompute(
+        self, method: str, rows: list[int] | None = None, *, batch_size: int = 16
+    ) -> None:
+        """Compute ``method``'s maps of candidates ``rows`` (default all) in batches, ahead.
+
+        A batch is several times cheaper per crop than one crop at a time on a CPU.
+        """
+        rows = [
+            i for i in (range(len(self)) if rows is None else rows) if (i, method) not in self._maps
+        ]
+        options = self.method_options.get(method, {})
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start : start + batch_size]
+            result = attribute(self.model, self.x(chunk), method, device=self.device, **options)
+            for k, i in enumerate(chunk):
+                self._maps[(i, method)] = Attribution(
+                    result.maps[k : k + 1], method, result.signed, result.logits[k : k + 1],
+                    layer=result.layer,
+                )  # fmt: skip
+
     def status(self, method: str) -> str:
         """The trust sentence of ``method`` (``"not checked"`` until `check` runs)."""
         verdict = self.trust.get(method)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import nodulekit.explain.explorer as explorer_module
-from nodulekit.explain import CandidateExplanations
+from nodulekit.explain import CandidateExplanations, attribute
 from nodulekit.models import build_model
 from nodulekit.widgets import ExplainExplorer
 from tests.train.conftest import make_fake_cache
@@ -77,6 +77,14 @@ def test_each_map_is_computed_once_then_every_control_redraws_fast(explorer, mon
         timings.append(explorer.redraw_seconds)
     assert calls == ["gradcam"]
     assert max(timings) < 0.1, timings
+
+
+def test_precomputed_maps_equal_maps_computed_one_by_one(explorer):
+    explanations = explorer.explanations
+    explanations.precompute("gradcam", [0, 1, 2])
+    batched = [explanations.attribution(i, "gradcam").maps for i in range(3)]
+    fresh = attribute(explanations.model, explanations.x([0, 1, 2]), "gradcam").maps
+    np.testing.assert_allclose(np.concatenate(batched), fresh, rtol=1e-4, atol=1e-8)
 
 
 def test_the_trust_status_is_beside_the_map_and_the_check_fills_it_in(explorer):

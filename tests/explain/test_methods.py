@@ -127,9 +127,11 @@ def test_a_model_without_last_conv_is_told_to_pass_target_layer():
     assert attribute(model, x, "saliency").maps.shape == (2, 6, 6, 6)  # needs no layer
 
 
-@pytest.mark.parametrize("shape", [(16, 16, 16), (1, 16, 16, 16), (2, 2, 16, 16, 16)])
+@pytest.mark.parametrize(
+    "shape", [(16, 16, 16), (1, 16, 16, 16), (2, 2, 16, 16, 16), (0, 1, 16, 16, 16)]
+)
 def test_a_batch_of_the_wrong_rank_is_refused_naming_its_shape(shape):
-    with pytest.raises(GeometryError, match=r"x has shape \(.*\(N, 1, D, H, W\)"):
+    with pytest.raises(GeometryError, match=r"x has shape \(.*(\(N, 1, D, H, W\)|no crops)"):
         attribute(build_model("cnn", channels=(2, 4)), torch.rand(*shape))
 
 

@@ -33,6 +33,7 @@ _LAZY = {
     "summarise_agreement": "nodulekit.explain.agreement",
     "trust_table": "nodulekit.explain.sanity",
     "data_randomisation_check": "nodulekit.explain.sanity",
+    "method_scorecard": "nodulekit.explain.scorecard",
     "randomisation_blocks": "nodulekit.explain.sanity",
     "CandidateExplanations": "nodulekit.explain.explorer",
 }

@@ -159,3 +159,25 @@ def test_data_randomisation_compares_with_a_model_trained_on_shuffled_labels(toy
     assert -1 <= row["spearman_mean"] <= 1
     assert row["passed"] == (row["spearman_mean"] < 0.99)
     assert "shuffled labels" in row["status"]
+
+
+def test_the_scorecard_compares_methods_on_the_same_nodules(toy):
+    from nodulekit.explain import method_scorecard
+
+    nodules = np.flatnonzero(toy.test.y.numpy() == 1)[:4]
+    table, details = method_scorecard(
+        toy.model,
+        toy.test.x[nodules],
+        2 * toy.test.radius_vox[nodules],
+        methods=("gradcam", "integrated_gradients"),
+        voxel_mm=1.0,
+        centers_zyx_vox=toy.test.center_zyx[nodules],
+        method_options={"integrated_gradients": {"n_steps": 8}},
+        deletion_steps=5,
+    )
+    assert table["method"].tolist() == ["gradcam", "integrated_gradients"]
+    ig = table.set_index("method").loc["integrated_gradients"]
+    assert ig["pointing_game"] >= 0.75 and ig["auc_gap"] > 0
+    assert ig["sanity_passed"] == details["integrated_gradients"]["sanity"].passed
+    assert ig["auc_attribution"] == details["integrated_gradients"]["deletion"].auc_attribution
+    assert table["status"].str.len().min() > 40

@@ -4,7 +4,10 @@
   ``"saliency"``, ``"smoothgrad"``, ``"occlusion"``) returns an `Attribution`;
 - `sanity_check`: Adebayo et al. (2018) cascading randomisation, with a verdict in words;
 - `nodule_agreement`: pointing game and the share of positive attribution inside the nodule;
-- `deletion_curve`: faithfulness, most-attributed voxels replaced with air first vs random.
+- `deletion_curve`: faithfulness, most-attributed voxels replaced with air first vs random;
+- `data_randomisation_check`: the same training on shuffled labels (where training is quick);
+- `method_scorecard`: all of the above for several methods, one table;
+- `CandidateExplanations`: candidates, crops and maps computed once (the explorer's logic).
 
 Names load on first use (torch and Captum are imported only then):
 
@@ -32,6 +35,8 @@ _LAZY = {
     "DeletionResult": "nodulekit.explain.faithfulness",
     "summarise_agreement": "nodulekit.explain.agreement",
     "trust_table": "nodulekit.explain.sanity",
+    "data_randomisation_check": "nodulekit.explain.sanity",
+    "method_scorecard": "nodulekit.explain.scorecard",
     "randomisation_blocks": "nodulekit.explain.sanity",
     "CandidateExplanations": "nodulekit.explain.explorer",
 }

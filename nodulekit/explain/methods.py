@@ -153,6 +153,10 @@ def _check_batch(x: Any, crop_shape: Sequence[int] | None) -> torch.Tensor:
             f"x has shape {tuple(x.shape)}; attribute needs a batch of one-channel crops "
             "(N, 1, D, H, W), e.g. x[None, None] for a single (D, H, W) crop"
         )
+    if x.shape[0] == 0:
+        raise GeometryError(
+            f"x has shape {tuple(x.shape)}: a batch of no crops, nothing to explain"
+        )
     if crop_shape is not None:
         expected = tuple(int(v) for v in crop_shape)
         if tuple(x.shape[2:]) != expected:
@@ -445,11 +449,16 @@ def attribute(
     target = _device(model, device)
     dtype = model_dtype(model)
     maps, logits = [], []
-    with explaining(model, target), warnings.catch_warnings():
+    # attributions in full precision, even when called inside a caller's autocast region
+    no_autocast = (
+        torch.autocast("cuda", enabled=False) if target.type == "cuda" else contextlib.nullcontext()
+    )
+    with explaining(model, target), warnings.catch_warnings(), no_autocast:
         warnings.filterwarnings("ignore", module="captum")
         warnings.filterwarnings("ignore", message=".*(require|backward hooks).*")
-        for start in range(0, x.shape[0], max(1, int(batch_size))):
-            chunk = x[start : start + batch_size].to(target, dtype).detach().clone()
+        step = max(1, int(batch_size))
+        for start in range(0, x.shape[0], step):
+            chunk = x[start : start + step].to(target, dtype).detach().clone()
             chunk.requires_grad_(True)
             with torch.no_grad():
                 logits.append(model(chunk).float().reshape(-1).cpu())

@@ -15,7 +15,7 @@ so a flipped sign does not count as a change.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -223,5 +223,57 @@ def trust_table(reports: Sequence[SanityReport]) -> pd.DataFrame:
                 "status": r.status,
             }
             for r in reports
+        ]
+    )
+
+
+def data_randomisation_check(
+    train: Callable[[torch.Tensor, torch.Tensor], nn.Module],
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    x: torch.Tensor,
+    method: str = "gradcam",
+    *,
+    threshold: float = THRESHOLD,
+    seed: int = 0,
+    **options: Any,
+) -> pd.DataFrame:
+    """Adebayo et al.'s data randomisation test: the same training on shuffled labels.
+
+    ``train(x_train, labels) -> model`` is called twice, with the true labels and with a
+    seeded permutation of them; a model trained on shuffled labels has learned nothing about
+    nodules, so a method that explains what the model learned must give it different maps.
+    Affordable only where training is quick (a small model on a few hundred crops).
+
+    Returns
+    -------
+    DataFrame
+        One row: ``method, spearman_mean, spearman_min, spearman_max, n_crops, threshold,
+        passed, status`` (``passed`` when the mean rank correlation is below ``threshold``).
+    """
+    generator = torch.Generator().manual_seed(int(seed))
+    shuffled = y_train[torch.randperm(len(y_train), generator=generator)]
+    maps = []
+    for labels in (y_train, shuffled):
+        result = attribute(train(x_train, labels), x, method, **options)
+        maps.append(np.abs(result.maps) if result.signed else result.maps)
+    row = _row(1, "labels shuffled", 0, _spearman(maps[0], maps[1]))
+    passed = bool(np.isfinite(row["spearman_mean"]) and row["spearman_mean"] < threshold)
+    return pd.DataFrame(
+        [
+            {
+                "method": method,
+                **{k: row[k] for k in ("spearman_mean", "spearman_min", "spearman_max")},
+                "n_crops": row["n_crops"],
+                "threshold": float(threshold),
+                "passed": passed,
+                "status": (
+                    "This map changes when the model is trained on shuffled labels: it depends "
+                    "on what the model learned from the data."
+                    if passed
+                    else "Caution: this map looks the same for a model trained on shuffled "
+                    "labels, which learned nothing about nodules."
+                ),
+            }
         ]
     )

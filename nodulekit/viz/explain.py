@@ -213,15 +213,19 @@ def explain_rgb(
     window: Window = "lung",
     zoom: int = 8,
     gap: int = 4,
+    voxel_zyx_mm: Sequence[float] | None = None,
 ) -> np.ndarray:
     """The three planes side by side as one RGB ``uint8`` image (the explorer's picture).
 
     ``index_zyx`` is the slice of each plane (default: through the nodule's centre when given,
     else the crop's centre, where a candidate sits); the colour scale is
     the whole map's (`map_scale`), so the three planes compare. The nodule's outline is drawn
-    where its sphere cuts each plane.
+    where its sphere cuts each plane; ``voxel_zyx_mm`` sizes it for a bare array (a Crop
+    knows its own voxel size; 1 mm otherwise).
     """
     array, spacing = _inputs(ct)
+    if voxel_zyx_mm is not None and not isinstance(ct, Crop):
+        spacing = tuple(float(v) for v in voxel_zyx_mm)
     if amap.shape != array.shape:
         raise ValueError(f"the map has shape {amap.shape}, the crop {array.shape}; they must match")
     index = _slices(array.shape, index_zyx, nodule_center_zyx_vox)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -135,3 +137,47 @@ def test_deletion_refuses_maps_of_other_crops(toy):
     attribution = attribute(toy.model, toy.test.x[:2], "saliency")
     with pytest.raises(ValueError, match=r"maps have shape \(2, 16, 16, 16\)"):
         deletion_curve(toy.model, toy.test.x[:3], attribution)
+
+
+def test_data_randomisation_compares_with_a_model_trained_on_shuffled_labels(toy):
+    from nodulekit.explain import data_randomisation_check
+    from tests.explain.conftest import train_tiny
+
+    seen = []
+
+    def train(x, y):
+        seen.append(y.clone())
+        return train_tiny(SimpleNamespace(x=x, y=y), steps=8)
+
+    table = data_randomisation_check(
+        train, toy.train.x[:16], toy.train.y[:16], toy.test.x[:4], "saliency", threshold=0.99
+    )
+    assert len(seen) == 2 and sorted(seen[0].tolist()) == sorted(seen[1].tolist())
+    assert not torch.equal(seen[0], seen[1])  # the second model saw shuffled labels
+    row = table.iloc[0]
+    assert row["method"] == "saliency" and row["n_crops"] == 4
+    assert -1 <= row["spearman_mean"] <= 1
+    assert row["passed"] == (row["spearman_mean"] < 0.99)
+    assert "shuffled labels" in row["status"]
+
+
+def test_the_scorecard_compares_methods_on_the_same_nodules(toy):
+    from nodulekit.explain import method_scorecard
+
+    nodules = np.flatnonzero(toy.test.y.numpy() == 1)[:4]
+    table, details = method_scorecard(
+        toy.model,
+        toy.test.x[nodules],
+        2 * toy.test.radius_vox[nodules],
+        methods=("gradcam", "integrated_gradients"),
+        voxel_mm=1.0,
+        centers_zyx_vox=toy.test.center_zyx[nodules],
+        method_options={"integrated_gradients": {"n_steps": 8}},
+        deletion_steps=5,
+    )
+    assert table["method"].tolist() == ["gradcam", "integrated_gradients"]
+    ig = table.set_index("method").loc["integrated_gradients"]
+    assert ig["pointing_game"] >= 0.75 and ig["auc_gap"] > 0
+    assert ig["sanity_passed"] == details["integrated_gradients"]["sanity"].passed
+    assert ig["auc_attribution"] == details["integrated_gradients"]["deletion"].auc_attribution
+    assert table["status"].str.len().min() > 40

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import nodulekit.explain.explorer as explorer_module
-from nodulekit.explain import CandidateExplanations
+from nodulekit.explain import CandidateExplanations, attribute
 from nodulekit.models import build_model
 from nodulekit.widgets import ExplainExplorer
 from tests.train.conftest import make_fake_cache
@@ -77,6 +77,14 @@ def test_each_map_is_computed_once_then_every_control_redraws_fast(explorer, mon
         timings.append(explorer.redraw_seconds)
     assert calls == ["gradcam"]
     assert max(timings) < 0.1, timings
+
+
+def test_precomputed_maps_equal_maps_computed_one_by_one(explorer):
+    explanations = explorer.explanations
+    explanations.precompute("gradcam", [0, 1, 2])
+    batched = [explanations.attribution(i, "gradcam").maps for i in range(3)]
+    fresh = attribute(explanations.model, explanations.x([0, 1, 2]), "gradcam").maps
+    np.testing.assert_allclose(np.concatenate(batched), fresh, rtol=1e-4, atol=1e-8)
 
 
 def test_the_trust_status_is_beside_the_map_and_the_check_fills_it_in(explorer):
@@ -159,3 +167,95 @@ def test_the_3d_view_holds_ct_heat_map_and_nodule_on_one_grid():
     # a 6 mm sphere is 113 mm^3, about 57 voxels of 2 mm^3
     assert voxels[10, 20, 20] == 1 and 40 <= voxels.sum() <= 70
     assert nifti_bytes(np.zeros((2, 2, 2), np.float32), scan)[344:348] == b"n+1\0"
+
+
+NOTEBOOK_CELLS = [
+    """import numpy as np, pandas as pd, torch
+from types import SimpleNamespace
+from nodulekit.data import Scan
+from nodulekit.explain import attribute
+from nodulekit.models import build_model
+from nodulekit.preprocess import crop, normalize_hu
+from nodulekit.widgets import ExplainExplorer
+from nodulekit.widgets.explain_explorer import explain_3d
+array = np.full((40, 60, 60), -900, np.int16)
+array[18:23, 28:33, 28:33] = 40
+scan = Scan(array, origin=(0.0, 0.0, 0.0), spacing=(1.0, 1.0, 2.0))
+centre = scan.voxel_to_world(np.array([20.0, 30.0, 30.0]))
+cut = crop(scan, centre, 32.0, (24, 24, 24))
+model = build_model("cnn", channels=(2, 4))
+x = torch.from_numpy(normalize_hu(cut.array))[None, None]
+attribution = attribute(model, x, "integrated_gradients", crops=[cut], n_steps=4)
+nodules = pd.DataFrame({"coordX": [centre[0]], "coordY": [centre[1]], "coordZ": [centre[2]],
+                        "diameter_mm": [8.0]})""",
+    "explain_3d(scan, center_xyz_mm=centre, attribution=attribution, nodules=nodules, region_mm=40)",
+    """index = pd.DataFrame({"seriesuid": "1.2", "coordX": [0.0, 1.0], "coordY": 0.0, "coordZ": 0.0,
+                      "class": [1, 0], "diameter_mm": [8.0, np.nan]})
+cache = SimpleNamespace(index=index, crops=np.stack([cut.array, cut.array[::-1]]).astype(np.int16))
+ExplainExplorer.from_cache(model, cache, method="saliency")""",
+]
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_the_3d_view_and_the_explorer_draw_offline_in_jupyterlab(tmp_path):
+    """JupyterLab in headless Chromium with every request off this machine refused: ipyniivue's
+    bundled viewer draws the 3D view (WebGL through SwiftShader) and the explorer renders."""
+    import time
+
+    import nbformat
+
+    from tests.browser.jupyterlab import (
+        CHROMIUM,
+        CHROMIUM_ARGS,
+        jupyterlab,
+        page_problems,
+        pixels,
+        run_all_cells,
+        wait_for_widgets,
+    )
+
+    if not CHROMIUM.is_file():
+        pytest.skip(f"no Chromium at {CHROMIUM}: install it with `apt-get install -y chromium`")
+    from playwright.sync_api import sync_playwright
+
+    work, home = tmp_path / "work", tmp_path / "home"
+    work.mkdir()
+    notebook = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(c) for c in NOTEBOOK_CELLS],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}},
+    )
+    nbformat.write(notebook, work / "explain3d.ipynb")
+    refused: list[str] = []
+
+    def offline(route):
+        if route.request.url.startswith("http://127.0.0.1"):
+            route.continue_()
+        else:
+            refused.append(route.request.url)
+            route.abort()
+
+    args = [a for a in CHROMIUM_ARGS if a != "--disable-gpu"]
+    args += ["--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
+    with jupyterlab(work, home, tmp_path / "lab.log") as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=args)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1400})
+            page.route("**/*", offline)
+            page.goto(url.format(path="explain3d.ipynb"))
+            run_all_cells(page)
+            wait_for_widgets(page)
+            time.sleep(3)  # NiiVue draws after its volumes arrive
+            assert not page_problems(page), page_problems(page)
+            canvas = pixels(page.locator("canvas").first)
+            assert canvas.std() > 10, "the 3D view is blank"
+            # green nodule overlay drawn over the grey CT
+            green = (canvas[..., 1] > 150) & (canvas[..., 0] < 100) & (canvas[..., 2] < 100)
+            assert green.sum() > 20, "the nodule overlay is not drawn"
+            explorer = page.locator(".nk-explain-explorer")
+            assert explorer.count() == 1
+            assert "Not checked" in explorer.locator(".nk-explain-trust").inner_text()
+            assert pixels(explorer.locator(".nk-explain-image")).std() > 10
+        finally:
+            browser.close()
+    assert refused == [], f"requests off this machine: {refused[:5]}"

@@ -28,7 +28,6 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from nodulekit._files import write_text_atomic
-from nodulekit.errors import OutputExistsError
 from nodulekit.models import build_model
 from nodulekit.train import distributed as ddp
 from nodulekit.train.callbacks import CallbackList
@@ -43,7 +42,7 @@ from nodulekit.train.handlers import (
     metrics_frame,
 )
 from nodulekit.train.resume import load_resume_checkpoint, schedule_changed
-from nodulekit.train.run_dir import claim_run_dir, make_run_dir
+from nodulekit.train.run_dir import claim_run, make_run_dir
 from nodulekit.train.sampler import BalancedSampler
 from nodulekit.train.schedule import fast_forward, make_scheduler
 from nodulekit.train.state import LoopState
@@ -147,23 +146,6 @@ def _torch_settings(config: TrainConfig, device: torch.device) -> Iterator[None]
         torch.set_num_threads(threads_before)
         if device.type == "cpu":
             torch.use_deterministic_algorithms(was_deterministic)
-
-
-@contextlib.contextmanager
-def _claimed(config: TrainConfig, info: ddp.DistInfo) -> Iterator[Path]:
-    """Rank 0 checks and locks the run folder (`claim_run_dir`); every rank learns the answer."""
-    with contextlib.ExitStack() as stack:
-        error = None
-        if info.is_main:
-            try:
-                stack.enter_context(
-                    claim_run_dir(config.out, resume=config.resume, overwrite=config.overwrite)
-                )
-            except OutputExistsError as caught:
-                error = caught
-        if ddp.broadcast_object(info, None if error is None else str(error)) is not None:
-            raise error or OutputExistsError(f"run folder {config.out} was refused by rank 0")
-        yield Path(config.out)
 
 
 def _build_trainer(
@@ -426,7 +408,7 @@ def fit(
     device = resolve_device(config.device, local_rank=info.local_rank)
     checkpoint = load_resume_checkpoint(config, device) if config.resume else None
     hooks = CallbackList(callbacks if info.is_main else ())
-    with _torch_settings(config, device), _claimed(config, info) as run_dir:
+    with _torch_settings(config, device), claim_run(config, info) as run_dir:
         trainer = _build_trainer(
             config,
             info,

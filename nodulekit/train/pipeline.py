@@ -133,6 +133,11 @@ def train(config: TrainConfig | Mapping[str, Any], *, callbacks: Iterable[Any] =
     info = ddp.init_distributed(resolve_device(config.device).type)
     if config.resume:
         load_resume_checkpoint(config)  # a checkpoint that cannot continue fails here
+    if config.data:  # too few subsets to split fails here, not after the cache build
+        from nodulekit.data import Luna16
+
+        scans = Luna16(config.data, warn_missing=False).scans
+        choose_splits(scans["subset"].astype(int), config.val_subsets, config.test_subsets)
     with claim_run(config, info):
         if info.is_main:
             cache = open_or_build_cache(config, progress=bool(config.progress))

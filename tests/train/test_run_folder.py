@@ -102,3 +102,22 @@ def test_train_refuses_the_folder_before_building_the_cache(tmp_path, monkeypatc
     monkeypatch.setattr(pipeline, "open_or_build_cache", never)
     with pytest.raises(OutputExistsError, match="is not empty"):
         pipeline.train(TrainConfig(cache=str(tmp_path / "c"), out=str(tmp_path / "run")))
+
+
+def test_train_refuses_a_root_with_one_subset_before_the_cache(tmp_path, monkeypatch):
+    from nodulekit.data import make_synthetic_luna16
+    from nodulekit.errors import NodulekitError
+    from nodulekit.train import pipeline
+    from nodulekit.train.config import TrainConfig
+
+    root = make_synthetic_luna16(
+        tmp_path / "d", n_scans=1, size="tiny", n_subsets=1, progress=False
+    )
+
+    def never(*args, **kwargs):
+        raise AssertionError("the cache was built for a root that cannot be split")
+
+    monkeypatch.setattr(pipeline, "open_or_build_cache", never)
+    with pytest.raises(NodulekitError, match=r"only subsets \[0\] are on disk"):
+        pipeline.train(TrainConfig(data=str(root), out=str(tmp_path / "run")))
+    assert not (tmp_path / "run").exists()

@@ -46,7 +46,7 @@ from nodulekit.train.run_dir import claim_run, make_run_dir
 from nodulekit.train.sampler import BalancedSampler
 from nodulekit.train.schedule import fast_forward, make_scheduler
 from nodulekit.train.state import LoopState
-from nodulekit.train.task import BinaryClassification, evaluate_split, predict_logits
+from nodulekit.train.task import BinaryClassification, Task, evaluate_split, predict_logits
 
 __all__ = [
     "METRIC_COLUMNS",
@@ -66,7 +66,8 @@ class TrainResult:
     """What a run produced.
 
     ``best_epoch`` is 0-based like the ``epoch`` column of ``metrics.csv`` (the progress line
-    counts from 1). ``stop_reason`` is one of `nodulekit.train.state.STOP_REASONS`;
+    counts from 1); ``best_val_auc`` is the best value of the task's monitored column (the
+    validation ROC AUC for the default `BinaryClassification`). ``stop_reason`` is one of `nodulekit.train.state.STOP_REASONS`;
     ``test_metrics`` is empty when there was no test split or the run was stopped by a
     callback (e.g. `StopAfter`): only a finished run scores the test split.
     """
@@ -90,7 +91,7 @@ class Trainer:
     info: ddp.DistInfo
     device: torch.device
     amp: torch.dtype | None
-    task: Any
+    task: Task
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: Any
@@ -387,7 +388,7 @@ def fit(
     test_dataset: Dataset | None = None,
     callbacks: Iterable[Any] = (),
     data_fingerprint: str = "",
-    task: Any = None,
+    task: Task | None = None,
 ) -> TrainResult:
     """Train ``config.model`` on ``train_dataset`` and validate on ``val_dataset``.
 

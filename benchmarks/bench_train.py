@@ -28,7 +28,7 @@ from nodulekit.models import build_model
 from nodulekit.preprocess import CropCache
 from nodulekit.train import Augment, BalancedSampler, CandidateDataset
 
-MODELS = ["default", "resnet"]
+MODELS = ["cnn", "resnet"]
 
 
 def train_rate(
@@ -135,7 +135,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cache = fake_cache(Path(tmp), n=2048, shape=args.shape)
         crops_s = loader_rate(cache, batch=args.batch, workers=args.workers, samples=1024)
-    ratio = crops_s / rates["default"]
+    ratio = crops_s / rates["cnn"]
     print(f"  loader with augmentation, {args.workers} workers: {crops_s:8.1f} crops/s")
     print(f"  ratio loader / default-model training: {ratio:.1f} (target >= 3)")
 

@@ -221,36 +221,15 @@ def check_writable(folder: str | Path, option: str) -> None:
         )
 
 
-def check_splits(config: TrainConfig) -> None:
-    """Refuse a data root whose subsets give no training or no validation scans, before the
-    crop cache is built (which takes minutes)."""
-    from nodulekit.data import Luna16
-    from nodulekit.errors import NodulekitError
-    from nodulekit.train.data import choose_splits
-
-    if not config.data:
-        return
-    subsets = sorted({int(s) for s in Luna16(config.data, warn_missing=False).scans["subset"]})
-    val, test = choose_splits(subsets, config.val_subsets, config.test_subsets)
-    train = sorted(set(subsets) - set(val) - set(test))
-    missing = "training" if not train else "validation" if not set(val) & set(subsets) else ""
-    if missing:
-        raise NodulekitError(
-            f"{config.data}: scans are in subsets {subsets}; validation on {list(val)} and test "
-            f"on {list(test)} leave no {missing} scans; add subsets, or choose --val-subsets "
-            "and --test-subsets among those on disk"
-        )
-
-
 def run(config: TrainConfig, *, echo: Callable[[str], None] = typer.echo):
-    """Check the folders and the splits, train, and print the result (rank 0 only)."""
+    """Check the folders, train, and print the result (rank 0 only). Too few subsets are
+    refused by `train` itself, before the crop cache is built."""
     from nodulekit.train import distributed as ddp
     from nodulekit.train.pipeline import train
 
     check_writable(config.out, "--out")
     if config.cache:
         check_writable(config.cache, "--cache")
-    check_splits(config)
     result = train(config)
     info = ddp.init_distributed()
     if info.is_main:

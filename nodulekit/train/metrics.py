@@ -154,8 +154,8 @@ def recall_by_size(
     d = np.asarray(diameters_mm, dtype=float).ravel()
     out: dict[str, float] = {}
     for name, (low, high) in SIZE_BANDS_MM.items():
-        upper = d <= high if name == "6to10mm" else d < high
-        band = (y == 1) & (d >= low) & upper
+        inside = {"lt6mm": d < high, "6to10mm": (d >= low) & (d <= high), "gt10mm": d > low}
+        band = (y == 1) & inside[name]
         out[f"recall_{name}"] = float(found[band].mean()) if band.any() else float("nan")
         out[f"nodules_{name}"] = int(band.sum())
     return out

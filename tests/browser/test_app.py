@@ -171,7 +171,7 @@ def test_app_in_chromium(served):
             )  # fmt: skip
             time.sleep(1.0)
             assert changed(before, pixels(scan_image))
-            save_small_png(page.screenshot(full_page=True), shots / "app.png")
+            save_small_png(app.screenshot(), shots / "app.png")
             # the report, downloaded from the page, is the whole self-contained file
             app.get_by_role("button", name="Make the report").click()
             link = app.locator("a.nk-download")

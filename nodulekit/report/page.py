@@ -125,9 +125,10 @@ def finding_block(
         for plane, png in view.context_png
     )
     css = "trust" if passed is not False else "trust fail"
+    side = f"{row.side} side" if row.side in ("left", "right") else row.side
     return (
         f'<h3 id="finding-{view.rank}">Finding {view.rank}: probability {row.probability:.3f}, '
-        f"{esc(row.side)} side, {esc(row.lobe)}</h3>"
+        f"{esc(side)}, {esc(row.lobe)}</h3>"
         f'<div class="planes">{context}</div>'
         '<p class="muted">Whole slices through the finding (dotted cross: its centre; circle: its '
         "estimated size), superior up, patient's right on the left of axial and coronal images."

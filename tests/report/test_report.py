@@ -177,3 +177,13 @@ def test_report_command_errors_are_one_line(tmp_path, tiny):
                                   str(tmp_path / "none.pt"), "--out", str(tmp_path / "r.html")])  # fmt: skip
     assert missing.exit_code == 2
     assert "none.pt does not exist" in missing.output and "Traceback" not in missing.output
+
+
+def test_importing_the_report_layer_stays_cheap():
+    import subprocess
+    import sys
+
+    code = ("import sys, nodulekit.report; print(sorted(m for m in ('torch', 'ipywidgets', "
+            "'matplotlib', 'voila') if m in sys.modules))")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

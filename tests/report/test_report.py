@@ -187,3 +187,25 @@ def test_importing_the_report_layer_stays_cheap():
             "'matplotlib', 'voila') if m in sys.modules))")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_report_command_takes_a_predictions_file(tiny, tmp_path):
+    marks = tmp_path / "marks.csv"
+    nodule = tiny.annotations.iloc[0]
+    pd.DataFrame({"seriesuid": [tiny.uid, tiny.uid], "coordX": [nodule.coordX, nodule.coordX + 20],
+                  "coordY": [nodule.coordY] * 2, "coordZ": [nodule.coordZ] * 2,
+                  "probability": [0.25, 0.75], "diameter_mm": [8.5, 3.0]}).to_csv(marks, index=False)  # fmt: skip
+    out = tmp_path / "r.html"
+    result = CliRunner().invoke(
+        app, ["report", str(tiny.path), "--checkpoint", str(tiny.checkpoint), "--out", str(out),
+              "--predictions", str(marks), "--explained", "0", "--device", "cpu"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = findings_rows(out.read_text())
+    assert [(r[4], r[5]) for r in rows] == [("3.0", "0.750"), ("8.5", "0.250")]
+    assert "the predictions table&#x27;s diameter_mm column" in out.read_text()
+    unreadable = CliRunner().invoke(
+        app, ["report", str(tmp_path / "none.mhd"), "--checkpoint", str(tiny.checkpoint),
+              "--out", str(out)],
+    )  # fmt: skip
+    assert unreadable.exit_code == 2 and "none.mhd" in unreadable.output

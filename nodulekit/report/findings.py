@@ -149,7 +149,10 @@ def findings_table(
     out = rows[[*COORDS, "probability"]].astype(float).copy()
     out.insert(0, "rank", np.arange(1, len(out) + 1))
     points = out[COORDS].to_numpy(float)
-    out["side"] = [lung_side(scan, p) for p in points]
+    from nodulekit.preprocess.orient import reorient_to_lps
+
+    lps = reorient_to_lps(scan)  # once (a copy for a scan stored in another orientation)
+    out["side"] = [lung_side(lps, p) for p in points]
     out["lobe"] = [lobe_at(lobes, p) for p in points]
     if segmenter is not None:
         out["diameter_mm"] = [

@@ -30,6 +30,8 @@ from nodulekit.report.findings import (
 from nodulekit.report.model_card import NOT_AVAILABLE, model_facts
 
 PLANES = ("axial", "coronal", "sagittal")
+#: edge (mm) of the cube shown around a finding with and without its heat map
+KEY_REGION_MM = 48.0
 
 INTENDED_USE = (
     "<p><b>Research and teaching software, not a medical device.</b> This report shows what a "
@@ -97,6 +99,21 @@ def _context_pngs(scan: Any, row: Any) -> list[tuple[str, bytes]]:
     return out
 
 
+def key_region(
+    scan: Any, model_crop: Any, amap: np.ndarray, *, region_mm: float = KEY_REGION_MM
+) -> tuple[Any, np.ndarray]:
+    """A ``region_mm`` cube around a finding in 1 mm voxels, and the model crop's map pasted
+    onto it (`nodulekit.preprocess.Crop.paste_into`; zero outside the crop the model saw)."""
+    from nodulekit.data.scan import Scan
+    from nodulekit.preprocess.crop import crop
+
+    n = max(8, int(np.rint(region_mm)))
+    region = crop(scan, model_crop.center_xyz_mm, float(region_mm), (n, n, n))
+    grid = Scan(np.rint(region.array).astype(np.int16), region.origin, region.spacing,
+                region.direction, str(getattr(scan, "seriesuid", "")))  # fmt: skip
+    return region, model_crop.paste_into(grid, amap, fill=0.0)
+
+
 def explain_findings(
     scan: Any,
     model: Any,
@@ -126,17 +143,17 @@ def explain_findings(
     )  # fmt: skip
     report = explanations.check(method, n_crops=min(8, len(crops))) if sanity else None
     by_row = {int(r): i for i, r in enumerate(explanations.table["row"])}
-    zoom = max(4, 192 // max(shape))  # each plane about 200 pixels wide
     views = []
     for k, row in enumerate(findings.itertuples(index=False)):
         attribution = explanations.attribution(by_row[k], method)
         amap, signed = attribution.maps[0], attribution.signed
+        region, heat = key_region(scan, crops[k], amap)
         vmin, vmax = map_scale(amap, signed)
         views.append(page.FindingView(
             rank=int(row.rank),
             context_png=_context_pngs(scan, row),
-            plain_png=to_png(explain_rgb(crops[k], amap, signed=signed, opacity=0.0, zoom=zoom)),
-            heat_png=to_png(explain_rgb(crops[k], amap, signed=signed, opacity=0.55, zoom=zoom)),
+            plain_png=to_png(explain_rgb(region, heat, signed=signed, opacity=0.0, zoom=3)),
+            heat_png=to_png(explain_rgb(region, heat, signed=signed, opacity=0.55, zoom=3)),
             colorbar_png=to_png(colorbar_rgb(signed)),
             legend=f"colour scale {vmin:.3g} … {vmax:.3g}: {colorbar_label(signed)}",
         ))  # fmt: skip

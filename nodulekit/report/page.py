@@ -135,9 +135,10 @@ def finding_block(
         "</p>"
         '<div class="planes">'
         f"<figure>{img(view.plain_png, f'finding {view.rank} without heat map')}"
-        "<figcaption>axial | coronal | sagittal, without heat map</figcaption></figure>"
+        "<figcaption>around the finding: axial | coronal | sagittal</figcaption></figure>"
         f"<figure>{img(view.heat_png, f'finding {view.rank} with heat map')}"
-        f"<figcaption>the same, with the {esc(method)} heat map</figcaption></figure>"
+        f"<figcaption>the same, with the {esc(method)} heat map over the "
+        "crop the model saw</figcaption></figure>"
         "</div>"
         f"<p>{img(view.colorbar_png, 'colour bar', width=256)}<br>"
         f'<span class="muted">{esc(view.legend)}</span></p>'

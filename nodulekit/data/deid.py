@@ -28,6 +28,13 @@ The keyed hash is HMAC-SHA256 with a secret salt: the same salt gives the same U
 and date shifts on every run (new files of a patient join the old ones); without the salt
 nobody can recompute them from an original PatientID. Text burned into the pixels is *not*
 removed: look at the images before sharing them.
+
+Every file is read and checked before anything is written. A broken DICOM file (cut short, or
+whose pixel data is shorter than Rows x Columns x SamplesPerPixel x BitsAllocated/8 x
+NumberOfFrames) is never copied: re-saved, it would read as a whole slice padded with air where
+the original refuses to read. By default the run is refused naming each broken file; with
+``broken="skip"`` (``--skip-broken``) they are left out and listed in the report. A folder with
+no DICOM image at all is an error too, not an empty success.
 """
 
 from __future__ import annotations
@@ -37,10 +44,12 @@ import hashlib
 import hmac
 import os
 import secrets
+import struct
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
+from struct import error as struct_error
 from typing import Any
 
 from nodulekit.errors import DeidError
@@ -115,6 +124,11 @@ class DeidReport:
     reproducible: bool = True
     burned_in_files: int = 0
     actions: dict[str, int] = field(default_factory=dict)
+    broken_files: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def files_broken(self) -> int:
+        return len(self.broken_files)
 
     def __str__(self) -> str:
         skipped = (
@@ -135,6 +149,12 @@ class DeidReport:
             lines.append(
                 "random salt: pseudonyms, UIDs and date shifts differ on every run "
                 "(pass --salt to make them reproducible)"
+            )
+        if self.broken_files:
+            lines.append(
+                f"warning: left out {len(self.broken_files)} broken DICOM file(s) (not copied; "
+                "their series will read as missing slices): "
+                + "; ".join(f"{path}: {why}" for path, why in self.broken_files)
             )
         if self.burned_in_files:
             lines.append(
@@ -338,6 +358,143 @@ def _mkdir_private(path: Path) -> None:
     path.chmod(0o700)
 
 
+BROKEN_HELP = (
+    "re-export or re-download the file, or move it out of the folder; or pass "
+    'broken="skip" (the CLI: --skip-broken) to leave broken files out, which makes their '
+    "series read as missing slices, never as a volume padded with air"
+)
+
+
+def _pixel_data_problem(ds: Any) -> str | None:
+    """Why ``ds``'s PixelData cannot be a complete image, or None if it can.
+
+    Native (uncompressed) pixel data must hold Rows x Columns x SamplesPerPixel x
+    BitsAllocated/8 x NumberOfFrames bytes: a shorter value is a truncated file, which a
+    reader pads with zeros (air, after the rescale) without saying so. Compressed
+    (encapsulated) pixel data must parse into one item per frame.
+    """
+    syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    frames = int(ds.get("NumberOfFrames") or 1)
+    value = ds.PixelData
+    if syntax is not None and syntax.is_encapsulated:
+        return _encapsulated_problem(value, frames)
+    sizes = {k: ds.get(k) for k in ("Rows", "Columns", "BitsAllocated")}
+    absent = [k for k, v in sizes.items() if not v]
+    if absent:
+        return f"an image without {', '.join(absent)}: its PixelData cannot be checked"
+    rows, cols, bits = (int(v) for v in sizes.values())
+    samples = int(ds.get("SamplesPerPixel") or 1)
+    expected = (rows * cols * samples * frames * bits + 7) // 8
+    if len(value) < expected:
+        return (
+            f"PixelData holds {len(value)} bytes, the header needs Rows x Columns x "
+            f"SamplesPerPixel x BitsAllocated/8 x NumberOfFrames = {rows} x {cols} x {samples} "
+            f"x {bits}/8 x {frames} = {expected}: the file is truncated"
+        )
+    return None
+
+
+def _encapsulated_problem(value: bytes, frames: int) -> str | None:
+    """Walk the items of compressed pixel data: each must fit, one per frame at least."""
+    position, items = 0, 0
+    while position + 8 <= len(value):
+        group, element, length = struct.unpack_from("<HHI", value, position)
+        if (group, element) == (0xFFFE, 0xE0DD):  # sequence delimiter
+            break
+        if (group, element) != (0xFFFE, 0xE000):
+            return (
+                f"compressed PixelData holds tag ({group:04X},{element:04X}) at byte "
+                f"{position} where an item belongs: the file is corrupt"
+            )
+        if position + 8 + length > len(value):
+            return (
+                f"compressed PixelData item {items} needs {length} bytes, {len(value) - position - 8}"
+                " are left: the file is truncated"
+            )
+        position += 8 + length
+        items += 1
+    fragments = items - 1  # the first item is the basic offset table
+    if fragments < 1 or (frames > 1 and fragments < frames and _offsets(value) < frames):
+        return f"compressed PixelData holds {max(fragments, 0)} fragment(s) for {frames} frame(s)"
+    return None
+
+
+def _offsets(value: bytes) -> int:
+    """Number of entries of the basic offset table (the first item)."""
+    return struct.unpack_from("<I", value, 4)[0] // 4 if len(value) >= 8 else 0
+
+
+def _no_pixels_problem(ds: Any) -> str | None:
+    """An image storage file (by its SOP class) without PixelData was cut before its pixels."""
+    meta = getattr(ds, "file_meta", None)
+    sop_class = meta.get("MediaStorageSOPClassUID") if meta is not None else None
+    name = getattr(sop_class, "name", "") or ""
+    if "Image Storage" in name:
+        return (
+            f"a {name} file without PixelData ({len(ds)} attribute(s) read): the file is truncated"
+        )
+    return None
+
+
+def _has_dicom_magic(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(132)[128:132] == b"DICM"
+
+
+def _survey(in_dir: Path) -> tuple[list[Path], int, list[tuple[str, str]]]:
+    """Every file under ``in_dir``: DICOM images, count of others skipped, broken ones.
+
+    A file that says it is DICOM (``DICM`` after the preamble) but does not read, or whose
+    pixel data is incomplete, is broken; other unreadable files are simply not DICOM.
+    """
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    images: list[Path] = []
+    skipped = 0
+    broken: list[tuple[str, str]] = []
+    for path in sorted(p for p in in_dir.rglob("*") if p.is_file() and not p.is_symlink()):
+        name = path.relative_to(in_dir).as_posix()
+        try:
+            ds = pydicom.dcmread(path)
+            problem = _pixel_data_problem(ds) if "PixelData" in ds else _no_pixels_problem(ds)
+        except InvalidDicomError:
+            skipped += 1
+            continue
+        except (OSError, ValueError, EOFError, KeyError, IndexError, struct_error) as e:
+            if not _has_dicom_magic(path):
+                skipped += 1
+                continue
+            problem = f"does not read as DICOM ({type(e).__name__}: {e}): truncated or corrupt"
+        if problem:
+            broken.append((name, problem))
+        elif "PixelData" not in ds or path.name.upper() == "DICOMDIR":
+            skipped += 1
+        else:
+            images.append(path)
+    return images, skipped, broken
+
+
+def _check_survey(
+    in_dir: Path, images: list, skipped: int, broken: list[tuple[str, str]], policy: str
+) -> None:
+    """Refuse a folder without DICOM images, and broken files unless told to skip them."""
+    if broken and policy == "error":
+        listed = "; ".join(f"{path}: {why}" for path, why in broken[:5])
+        more = f" (and {len(broken) - 5} more)" if len(broken) > 5 else ""
+        raise DeidError(
+            f"{in_dir}: {len(broken)} broken DICOM file(s), nothing written: {listed}{more}. "
+            f"{BROKEN_HELP[0].upper()}{BROKEN_HELP[1:]}"
+        )
+    if not images:
+        raise DeidError(
+            f"{in_dir}: no DICOM image files ({skipped + len(broken)} file(s) searched in all "
+            f"subfolders, none a readable DICOM file with pixel data"
+            + (f", {len(broken)} broken" if broken else "")
+            + "); give the folder that holds the .dcm files"
+        )
+
+
 def deidentify_folder(
     in_dir: str | Path,
     out_dir: str | Path,
@@ -345,8 +502,11 @@ def deidentify_folder(
     salt: str | bytes | None = None,
     log_path: str | Path | None = None,
     random_salt: bool = False,
+    broken: str = "error",
 ) -> DeidReport:
     """De-identify every DICOM file under ``in_dir`` into the new folder ``out_dir``.
+
+    Every file is read and checked before anything is written.
 
     Parameters
     ----------
@@ -365,6 +525,12 @@ def deidentify_folder(
         Default ``out_dir / "deid_log.csv"``.
     random_salt : bool, default False
         Use a random salt instead: a one-off run whose pseudonyms and UIDs cannot be reproduced.
+    broken : {"error", "skip"}
+        What to do with a broken DICOM file (one that says it is DICOM but does not read, or
+        whose pixel data is shorter than its header needs, see `_pixel_data_problem`):
+        refuse the whole run before writing anything (default), or leave the file out and
+        list it in `DeidReport.broken_files`. A broken file is never copied: a reader pads
+        missing pixels with zeros, so the copy would read better than its source.
 
     Returns
     -------
@@ -373,72 +539,80 @@ def deidentify_folder(
     Raises
     ------
     DeidError
-        Without a salt (saying how to make one), with a short salt, or when ``out_dir`` is
-        ``in_dir``, lies inside it, or is not empty.
+        Without a salt (saying how to make one), with a short salt, when ``out_dir`` is
+        ``in_dir``, lies inside it, or is not empty, when ``in_dir`` holds no DICOM image, or
+        (with ``broken="error"``) naming each broken file and why.
     """
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-
+    if broken not in ("error", "skip"):
+        raise ValueError(f'broken must be "error" or "skip", not {broken!r}')
     in_dir, out_dir = Path(in_dir).expanduser(), Path(out_dir).expanduser()
     log_path = Path(log_path).expanduser() if log_path else out_dir / "deid_log.csv"
     _check_folders(in_dir, out_dir, log_path)
     key, reproducible = _key(salt, random_salt)
-    keyed = _Keyed(key)
+    images, skipped, broken_files = _survey(in_dir)
+    _check_survey(in_dir, images, skipped, broken_files, broken)
     _mkdir_private(out_dir)
     _mkdir_private(log_path.parent)
-
-    written = skipped = burned_in = 0
-    patients: set[str] = set()
-    series: set[str] = set()
-    actions: Counter[str] = Counter()
+    tally = _Tally()
     with _open_private(log_path, "w") as log_file:
         log = csv.writer(log_file)
         log.writerow(["file", "tag", "attribute", "action"])
-        for path in sorted(p for p in in_dir.rglob("*") if p.is_file() and not p.is_symlink()):
-            try:
-                ds = pydicom.dcmread(path)
-            except (InvalidDicomError, OSError, ValueError, EOFError):
-                skipped += 1
-                continue
-            if "PixelData" not in ds or path.name.upper() == "DICOMDIR":
-                skipped += 1
-                continue
-            if str(ds.get("BurnedInAnnotation", "")).upper() == "YES":
-                burned_in += 1
-            patient = str(ds.get("PatientID", "") or ds.get("PatientName", "") or "")
-            changes: list[tuple[str, str, str]] = []
-            _clean(ds, keyed, patient, "", changes)
-            sop_uid = ds.get("SOPInstanceUID")
-            _clean_file_meta(ds.file_meta, keyed, sop_uid, changes)
-            _mark(ds)
-            ds.preamble = b"\0" * 128
-            pseudonym = keyed.pseudonym(patient)
-            series_uid = str(ds.get("SeriesInstanceUID", "") or "no-series")
-            folder = out_dir / pseudonym / series_uid
-            _mkdir_private(out_dir / pseudonym)
-            _mkdir_private(folder)
-            target = folder / f"{sop_uid or f'{written:06d}'}.dcm"
-            n = 1
-            while target.exists():
-                n += 1
-                target = folder / f"{sop_uid or f'{written:06d}'}_{n}.dcm"
-            with _open_private(target) as out:
-                ds.save_as(out)
-            relative = target.relative_to(out_dir).as_posix()
-            for tag_text, where, action in changes:
-                log.writerow([relative, tag_text, where, action])
-                actions[action] += 1
-            written += 1
-            patients.add(pseudonym)
-            series.add(series_uid)
+        for path in images:
+            _deidentify_file(path, out_dir, _Keyed(key), log, tally)
     return DeidReport(
         out_dir=out_dir,
-        files_written=written,
+        files_written=tally.written,
         files_skipped=skipped,
-        patients=len(patients),
-        series=len(series),
+        patients=len(tally.patients),
+        series=len(tally.series),
         log_path=log_path,
         reproducible=reproducible,
-        burned_in_files=burned_in,
-        actions=dict(actions),
+        burned_in_files=tally.burned_in,
+        actions=dict(tally.actions),
+        broken_files=tuple(broken_files),
     )
+
+
+@dataclass
+class _Tally:
+    written: int = 0
+    burned_in: int = 0
+    patients: set[str] = field(default_factory=set)
+    series: set[str] = field(default_factory=set)
+    actions: Counter[str] = field(default_factory=Counter)
+
+
+def _deidentify_file(path: Path, out_dir: Path, keyed: _Keyed, log: Any, tally: _Tally) -> None:
+    """De-identify one (already checked) DICOM image into ``out_dir``; log and count it."""
+    import pydicom
+
+    ds = pydicom.dcmread(path)
+    if str(ds.get("BurnedInAnnotation", "")).upper() == "YES":
+        tally.burned_in += 1
+    patient = str(ds.get("PatientID", "") or ds.get("PatientName", "") or "")
+    changes: list[tuple[str, str, str]] = []
+    _clean(ds, keyed, patient, "", changes)
+    sop_uid = ds.get("SOPInstanceUID")
+    _clean_file_meta(ds.file_meta, keyed, sop_uid, changes)
+    _mark(ds)
+    ds.preamble = b"\0" * 128
+    pseudonym = keyed.pseudonym(patient)
+    series_uid = str(ds.get("SeriesInstanceUID", "") or "no-series")
+    folder = out_dir / pseudonym / series_uid
+    _mkdir_private(out_dir / pseudonym)
+    _mkdir_private(folder)
+    stem = sop_uid or f"{tally.written:06d}"
+    target = folder / f"{stem}.dcm"
+    n = 1
+    while target.exists():
+        n += 1
+        target = folder / f"{stem}_{n}.dcm"
+    with _open_private(target) as out:
+        ds.save_as(out)
+    relative = target.relative_to(out_dir).as_posix()
+    for tag_text, where, action in changes:
+        log.writerow([relative, tag_text, where, action])
+        tally.actions[action] += 1
+    tally.written += 1
+    tally.patients.add(pseudonym)
+    tally.series.add(series_uid)

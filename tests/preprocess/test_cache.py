@@ -274,6 +274,8 @@ def test_kill_during_the_final_step_leaves_no_temporary_after_the_next_build(dat
     cache = _build(candidates, paths, out)
     assert not list(out.glob(".data-*")) and not list(out.glob(".*.tmp"))
     assert len(cache) == 4 and cache.folder.name.startswith("data-")
+    uninterrupted = _build(candidates, paths, tmp_path / "fresh")
+    np.testing.assert_array_equal(cache.crops, uninterrupted.crops)  # the resume is exact
 
 
 def _alive(pid: int) -> bool:

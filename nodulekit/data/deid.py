@@ -52,6 +52,7 @@ from pathlib import Path
 from struct import error as struct_error
 from typing import Any
 
+from nodulekit._files import atomic_write
 from nodulekit.errors import DeidError
 
 SALT_ENV = "NODULEKIT_DEID_SALT"
@@ -607,7 +608,7 @@ def _deidentify_file(path: Path, out_dir: Path, keyed: _Keyed, log: Any, tally: 
     while target.exists():
         n += 1
         target = folder / f"{stem}_{n}.dcm"
-    with _open_private(target) as out:
+    with atomic_write(target) as out:  # 0o600; a kill leaves no half file under its name
         ds.save_as(out)
     relative = target.relative_to(out_dir).as_posix()
     for tag_text, where, action in changes:

@@ -360,3 +360,19 @@ def test_cli_skip_broken(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "de-identified 3 DICOM file(s)" in result.output
     assert "left out 1 broken DICOM file(s)" in result.output
+
+
+def test_a_crash_while_writing_leaves_no_half_file(identified, tmp_path: Path, monkeypatch) -> None:
+    from pydicom.dataset import Dataset
+
+    in_dir, _jane, _john = identified
+
+    def half_then_crash(self, out, *args, **kwargs):
+        out.write(b"\0" * 128 + b"DICM")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Dataset, "save_as", half_then_crash)
+    with pytest.raises(OSError, match="No space left"):
+        deidentify_folder(in_dir, tmp_path / "out", salt=SALT)
+    leftovers = [p.name for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    assert leftovers == ["deid_log.csv"]  # no truncated .dcm that a reader would pad

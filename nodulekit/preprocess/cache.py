@@ -425,7 +425,10 @@ class CropCache:
         self.close()
 
     def __del__(self) -> None:
-        self.close()
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown: modules may be gone already
+            pass
 
     def close(self) -> None:
         """Release the data folder (a later build may prune it); the crops stay readable

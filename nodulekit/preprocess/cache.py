@@ -83,7 +83,7 @@ _CHUNK = 1 << 20  # bytes hashed at each end of a source file
 # nodulekit.preprocess.crop.DEFAULT_CROP_SIZE_MM / DEFAULT_CROP_SHAPE_ZYX land; then import them.
 DEFAULT_SIZE_MM = 32.0
 DEFAULT_SHAPE_ZYX = (24, 24, 24)
-KEEP_RECENT = 3  # data folders kept after a build (besides those in use)
+KEEP_RECENT = 2  # data folders kept after a build, besides those in use (a LUNA16 cache is GBs)
 _PARENT_POLL_S = 0.2  # how often a worker checks that its parent still lives
 
 

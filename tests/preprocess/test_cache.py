@@ -417,3 +417,20 @@ def test_defaults_are_the_training_crop():
         cache_module._params(0, (4, 4, 4), -1000)
     with pytest.raises(CacheError, match=r"shape_zyx must be one or 3 positive integers"):
         cache_module._params(10, (4, 0, 4), -1000)
+
+
+def test_opening_a_cache_this_user_cannot_read_says_the_fix(data, monkeypatch):
+    candidates, paths, out = data
+    _build(candidates, paths, out)
+    real = Path.read_text
+
+    def denied(self, *args, **kwargs):  # what a second user meets on a 0o700 folder
+        if out in self.parents:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", denied)
+    with pytest.raises(
+        CacheError, match=r"cannot read this crop cache \(Permission denied.*--cache DIR"
+    ):
+        CropCache.open(out)

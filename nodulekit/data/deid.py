@@ -44,15 +44,14 @@ import hashlib
 import hmac
 import os
 import secrets
-import struct
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from struct import error as struct_error
 from typing import Any
 
 from nodulekit._files import atomic_write
+from nodulekit.data.dicom import check_dicom_file
 from nodulekit.errors import DeidError
 
 SALT_ENV = "NODULEKIT_DEID_SALT"
@@ -366,110 +365,20 @@ BROKEN_HELP = (
 )
 
 
-def _pixel_data_problem(ds: Any) -> str | None:
-    """Why ``ds``'s PixelData cannot be a complete image, or None if it can.
-
-    Native (uncompressed) pixel data must hold Rows x Columns x SamplesPerPixel x
-    BitsAllocated/8 x NumberOfFrames bytes: a shorter value is a truncated file, which a
-    reader pads with zeros (air, after the rescale) without saying so. Compressed
-    (encapsulated) pixel data must parse into one item per frame.
-    """
-    syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
-    frames = int(ds.get("NumberOfFrames") or 1)
-    value = ds.PixelData
-    if syntax is not None and syntax.is_encapsulated:
-        return _encapsulated_problem(value, frames)
-    sizes = {k: ds.get(k) for k in ("Rows", "Columns", "BitsAllocated")}
-    absent = [k for k, v in sizes.items() if not v]
-    if absent:
-        return f"an image without {', '.join(absent)}: its PixelData cannot be checked"
-    rows, cols, bits = (int(v) for v in sizes.values())
-    samples = int(ds.get("SamplesPerPixel") or 1)
-    expected = (rows * cols * samples * frames * bits + 7) // 8
-    if len(value) < expected:
-        return (
-            f"PixelData holds {len(value)} bytes, the header needs Rows x Columns x "
-            f"SamplesPerPixel x BitsAllocated/8 x NumberOfFrames = {rows} x {cols} x {samples} "
-            f"x {bits}/8 x {frames} = {expected}: the file is truncated"
-        )
-    return None
-
-
-def _encapsulated_problem(value: bytes, frames: int) -> str | None:
-    """Walk the items of compressed pixel data: each must fit, one per frame at least."""
-    position, items = 0, 0
-    while position + 8 <= len(value):
-        group, element, length = struct.unpack_from("<HHI", value, position)
-        if (group, element) == (0xFFFE, 0xE0DD):  # sequence delimiter
-            break
-        if (group, element) != (0xFFFE, 0xE000):
-            return (
-                f"compressed PixelData holds tag ({group:04X},{element:04X}) at byte "
-                f"{position} where an item belongs: the file is corrupt"
-            )
-        if position + 8 + length > len(value):
-            return (
-                f"compressed PixelData item {items} needs {length} bytes, {len(value) - position - 8}"
-                " are left: the file is truncated"
-            )
-        position += 8 + length
-        items += 1
-    fragments = items - 1  # the first item is the basic offset table
-    if fragments < 1 or (frames > 1 and fragments < frames and _offsets(value) < frames):
-        return f"compressed PixelData holds {max(fragments, 0)} fragment(s) for {frames} frame(s)"
-    return None
-
-
-def _offsets(value: bytes) -> int:
-    """Number of entries of the basic offset table (the first item)."""
-    return struct.unpack_from("<I", value, 4)[0] // 4 if len(value) >= 8 else 0
-
-
-def _no_pixels_problem(ds: Any) -> str | None:
-    """An image storage file (by its SOP class) without PixelData was cut before its pixels."""
-    meta = getattr(ds, "file_meta", None)
-    sop_class = meta.get("MediaStorageSOPClassUID") if meta is not None else None
-    name = getattr(sop_class, "name", "") or ""
-    if "Image Storage" in name:
-        return (
-            f"a {name} file without PixelData ({len(ds)} attribute(s) read): the file is truncated"
-        )
-    return None
-
-
-def _has_dicom_magic(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        return fh.read(132)[128:132] == b"DICM"
-
-
 def _survey(in_dir: Path) -> tuple[list[Path], int, list[tuple[str, str]]]:
     """Every file under ``in_dir``: DICOM images, count of others skipped, broken ones.
 
     A file that says it is DICOM (``DICM`` after the preamble) but does not read, or whose
     pixel data is incomplete, is broken; other unreadable files are simply not DICOM.
     """
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-
     images: list[Path] = []
     skipped = 0
     broken: list[tuple[str, str]] = []
     for path in sorted(p for p in in_dir.rglob("*") if p.is_file() and not p.is_symlink()):
-        name = path.relative_to(in_dir).as_posix()
-        try:
-            ds = pydicom.dcmread(path)
-            problem = _pixel_data_problem(ds) if "PixelData" in ds else _no_pixels_problem(ds)
-        except InvalidDicomError:
-            skipped += 1
-            continue
-        except (OSError, ValueError, EOFError, KeyError, IndexError, struct_error) as e:
-            if not _has_dicom_magic(path):
-                skipped += 1
-                continue
-            problem = f"does not read as DICOM ({type(e).__name__}: {e}): truncated or corrupt"
+        ds, problem = check_dicom_file(path)
         if problem:
-            broken.append((name, problem))
-        elif "PixelData" not in ds or path.name.upper() == "DICOMDIR":
+            broken.append((path.relative_to(in_dir).as_posix(), problem))
+        elif ds is None or "PixelData" not in ds or path.name.upper() == "DICOMDIR":
             skipped += 1
         else:
             images.append(path)
@@ -528,7 +437,7 @@ def deidentify_folder(
         Use a random salt instead: a one-off run whose pseudonyms and UIDs cannot be reproduced.
     broken : {"error", "skip"}
         What to do with a broken DICOM file (one that says it is DICOM but does not read, or
-        whose pixel data is shorter than its header needs, see `_pixel_data_problem`):
+        whose pixel data is shorter than its header needs, see `nodulekit.data.dicom.check_dicom_file`):
         refuse the whole run before writing anything (default), or leave the file out and
         list it in `DeidReport.broken_files`. A broken file is never copied: a reader pads
         missing pixels with zeros, so the copy would read better than its source.

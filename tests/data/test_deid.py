@@ -322,7 +322,7 @@ def test_compressed_pixel_data_is_checked_by_its_fragments(tmp_path: Path) -> No
     from pydicom.encaps import encapsulate
     from pydicom.uid import RLELossless
 
-    from nodulekit.data.deid import _pixel_data_problem
+    from nodulekit.data.dicom import pixel_data_problem as _pixel_data_problem
 
     ds = pydicom.dcmread(make_identified_dicom_series(tmp_path / "ct").files[0])
     ds.file_meta.TransferSyntaxUID = RLELossless

@@ -309,8 +309,8 @@ def read_dicom_series(
         ) from e
     finally:
         sitk.ProcessObject.SetGlobalWarningDisplay(warnings_were_shown)
+    _refuse_broken_files(pick, series)  # GDCM leaves a broken slice out without a word
     if image.HasMetaDataKey("ITK_non_uniform_sampling_deviation"):
-        _refuse_broken_files(pick)
         z_mm = sorted(
             float(_header(f).get("0020|0032", "0\\0\\0").split("\\")[2]) for f in pick.files
         )
@@ -332,9 +332,11 @@ def read_dicom_series(
     return Scan.from_sitk(image, seriesuid=pick.seriesuid, path=pick.folder, metadata=metadata)
 
 
-def _refuse_broken_files(series: DicomSeries) -> None:
-    """Name the broken DICOM files beside a series with gaps (GDCM leaves them out silently)."""
-    listed = set(series.files)
+def _refuse_broken_files(series: DicomSeries, found: list[DicomSeries]) -> None:
+    """Refuse a series whose folder holds broken DICOM files: GDCM leaves them out of every
+    series without a word, so a slice cut short at either end would just be missing. Only
+    files of no series found there are read (usually none, or a few non-DICOM files)."""
+    listed = {f for s in found if s.folder == series.folder for f in s.files}
     broken = []
     for path in sorted(series.folder.iterdir()):
         if path.is_file() and str(path) not in listed:
@@ -343,7 +345,7 @@ def _refuse_broken_files(series: DicomSeries) -> None:
                 broken.append(f"{path.name}: {problem}")
     if broken:
         raise ScanReadError(
-            f"{series.folder}: series {series.seriesuid} has {len(broken)} broken DICOM "
-            f"file(s), left out of the volume: {'; '.join(broken[:3])}"
+            f"{series.folder}: series {series.seriesuid} sits beside {len(broken)} broken DICOM "
+            f"file(s) that would be left out of the volume: {'; '.join(broken[:3])}"
             f"{' ...' if len(broken) > 3 else ''}; re-export or re-download them"
         )

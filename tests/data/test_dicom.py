@@ -38,3 +38,12 @@ def test_check_dicom_file_tells_complete_broken_and_foreign_files(tmp_path: Path
     assert "CT Image Storage file without PixelData" in problem
     (tmp_path / "notes.txt").write_text("not DICOM")
     assert check_dicom_file(tmp_path / "notes.txt") == (None, None)
+
+
+def test_a_truncated_end_slice_is_not_dropped_silently(tmp_path: Path) -> None:
+    series = make_identified_dicom_series(tmp_path / "ct", n_slices=4, shape_yx=(32, 32))
+    data = series.files[-1].read_bytes()
+    series.files[-1].write_bytes(data[: len(data) - 100])  # no gap: the volume just ends early
+    (tmp_path / "ct" / "notes.txt").write_text("not DICOM, not a problem")
+    with pytest.raises(ScanReadError, match=r"IM0003\.dcm: PixelData holds 1948 bytes"):
+        read_scan(tmp_path / "ct")

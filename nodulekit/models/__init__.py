@@ -6,7 +6,7 @@ is its last ``Conv3d`` for Grad-CAM.
 
 >>> from nodulekit.models import build_model, available_models
 >>> available_models()
-['cnn', 'default', 'resnet', 'resnet18']
+['cnn', 'resnet', 'resnet18']
 >>> type(build_model()).__name__
 'NoduleCNN'
 """
@@ -38,13 +38,24 @@ def _resnet18(**options: Any) -> nn.Module:
     return NoduleResNet(**{"layers": (2, 2, 2, 2), **options})
 
 
-#: name -> factory; ``"default"`` is the small CNN.
+#: name -> factory; ``"cnn"`` (the small CNN) is the default.
 MODELS: dict[str, Callable[..., nn.Module]] = {
-    "default": _cnn,
     "cnn": _cnn,
     "resnet": _resnet,
     "resnet18": _resnet18,
 }
+
+
+#: Old names still read, never listed or written. Runs trained before the rename store
+#: ``"model": "default"`` in their ``config.json`` and in every checkpoint's config; without
+#: this entry ``--resume`` and loading those checkpoints for Grad-CAM would fail. A config
+#: holding an old name is rewritten to the current one (`canonical_model_name`).
+LEGACY_NAMES: dict[str, str] = {"default": "cnn"}
+
+
+def canonical_model_name(name: str) -> str:
+    """The current name of a model (``"default"``, from old runs, is ``"cnn"``)."""
+    return LEGACY_NAMES.get(name, name)
 
 
 def available_models() -> list[str]:
@@ -52,14 +63,15 @@ def available_models() -> list[str]:
     return sorted(MODELS)
 
 
-def build_model(name: str = "default", **options: Any) -> nn.Module:
-    """Build a classifier by name (``"default"``/``"cnn"``, ``"resnet"``, ``"resnet18"``).
+def build_model(name: str = "cnn", **options: Any) -> nn.Module:
+    """Build a classifier by name (``"cnn"``, ``"resnet"``, ``"resnet18"``).
 
     ``options`` go to the model's constructor (e.g. ``channels=(8, 16, 32)``).
     """
+    name = canonical_model_name(name)
     if name not in MODELS:
         raise ValueError(f"model name must be one of {available_models()}, not {name!r}")
     return MODELS[name](**options)
 
 
-__all__ = ["MODELS", "available_models", "build_model"]
+__all__ = ["LEGACY_NAMES", "MODELS", "available_models", "build_model", "canonical_model_name"]

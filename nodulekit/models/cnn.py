@@ -7,7 +7,7 @@ size while doubling the channels, a global average pool makes the result indepen
 crop size, and a linear head gives **one logit** per crop: nodule (1) vs not (0). Train it with
 ``BCEWithLogitsLoss``; ``torch.sigmoid(logit)`` is the nodule probability.
 
-Grad-CAM needs the last convolution: it is ``model.last_conv`` (also ``model.target_layer``).
+Grad-CAM needs the last convolution: it is ``model.last_conv``.
 """
 
 from __future__ import annotations
@@ -89,11 +89,6 @@ class NoduleCNN(nn.Module):
     def last_conv(self) -> nn.Conv3d:
         """The last ``Conv3d`` (the layer Grad-CAM looks at)."""
         return self.blocks[-1][3]
-
-    @property
-    def target_layer(self) -> nn.Conv3d:
-        """Alias of `last_conv`, the name Grad-CAM libraries use."""
-        return self.last_conv
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Feature maps after the last block, ``(N, C, d, h, w)``."""

@@ -98,11 +98,6 @@ class NoduleResNet(nn.Module):
         """The last ``Conv3d`` of the last residual block (the layer Grad-CAM looks at)."""
         return self.stages[-1][-1].conv2
 
-    @property
-    def target_layer(self) -> nn.Conv3d:
-        """Alias of `last_conv`, the name Grad-CAM libraries use."""
-        return self.last_conv
-
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Feature maps after the last stage, ``(N, C, d, h, w)``."""
         return self.stages(self.stem(self.input_norm(x)))

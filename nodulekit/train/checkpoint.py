@@ -9,17 +9,19 @@ loading never unpickles arbitrary objects. Keys:
 ``config`` (the run's config as a dict), ``metrics`` (that epoch's metrics), ``history`` (all
 epochs so far), ``data_fingerprint`` (str), ``extra`` (loop state such as RNG and best score).
 
-Files are written to a temporary name in the same folder and renamed with ``os.replace``, so a
-reader sees either the old file or the new one, never half of one. Give ``expected_sha256`` to
-`load_checkpoint` for a downloaded or shared file.
+Files are written with `nodulekit._files.atomic_write` (a temporary name renamed over the
+target), so a reader sees either the old file or the new one, never half of one. Beside each
+checkpoint goes its SHA-256 (``best.pt.sha256``, the ``sha256sum`` format); `load_checkpoint`
+checks it, so a flipped byte is never loaded silently. Give ``expected_sha256`` for a
+downloaded or shared file that came without one.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import pickle
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,6 +29,7 @@ from typing import Any
 
 import torch
 
+from nodulekit._files import write_bytes_atomic, write_text_atomic
 from nodulekit.errors import CheckpointError
 
 FORMAT = "nodulekit-checkpoint"
@@ -72,11 +75,13 @@ def save_checkpoint(
     data_fingerprint: str = "",
     history: list[Mapping[str, Any]] | None = None,
     extra: Mapping[str, Any] | None = None,
+    checksum: bool = True,
 ) -> Path:
     """Write a checkpoint atomically and return its path.
 
     ``model`` may be wrapped in ``DistributedDataParallel``; the plain module's weights are
-    stored. The file is readable by the user only (mode 0600).
+    stored. The file is readable by the user only (mode 0600). With ``checksum`` (the default)
+    its SHA-256 goes to ``<path>.sha256`` (`checksum_path`), which `load_checkpoint` verifies.
     """
     path = Path(path)
     model = getattr(model, "module", model)
@@ -94,19 +99,36 @@ def save_checkpoint(
         "data_fingerprint": str(data_fingerprint),
         "extra": _plain(dict(extra or {}), "extra"),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    data = buffer.getvalue()
+    if checksum:  # written first: a reader never meets a new file beside no checksum at all
+        digest = hashlib.sha256(data).hexdigest()
+        write_text_atomic(checksum_path(path), f"{digest}  {path.name}\n")
+    else:
+        checksum_path(path).unlink(missing_ok=True)
+    write_bytes_atomic(path, data, permissions=0o600)
     return path
+
+
+def checksum_path(path: str | os.PathLike) -> Path:
+    """Where the SHA-256 of checkpoint ``path`` is kept: ``<path>.sha256``."""
+    path = Path(path)
+    return path.with_name(path.name + ".sha256")
+
+
+def read_checksum(path: str | os.PathLike) -> str | None:
+    """The SHA-256 recorded beside checkpoint ``path`` (None when there is no such file)."""
+    sidecar = checksum_path(path)
+    if not sidecar.is_file():
+        return None
+    words = sidecar.read_text(errors="replace").split()
+    if not words or len(words[0]) != 64 or any(c not in "0123456789abcdefABCDEF" for c in words[0]):
+        raise CheckpointError(
+            f"{sidecar} does not hold a SHA-256 (64 hex digits); delete it to load "
+            f"{Path(path).name} unchecked, or copy both files again"
+        )
+    return words[0].lower()
 
 
 def sha256_of(path: str | os.PathLike) -> str:
@@ -126,21 +148,33 @@ def load_checkpoint(
 ) -> dict[str, Any]:
     """Read a nodulekit checkpoint safely (``weights_only=True``) and check its contents.
 
+    The file's SHA-256 must equal ``expected_sha256`` when given, else the one recorded in
+    ``<path>.sha256`` when that file exists (checkpoints written before checksums had none).
+
     Raises
     ------
     CheckpointError
-        The file is missing, fails ``expected_sha256``, is corrupt or truncated, holds
-        arbitrary Python objects, or is not a nodulekit checkpoint (e.g. a bare state dict).
+        The file is missing, fails its SHA-256, is corrupt or truncated, holds arbitrary
+        Python objects, or is not a nodulekit checkpoint (e.g. a bare state dict).
     """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist (or is not a file)")
-    if expected_sha256 is not None:
+    given = expected_sha256 is not None
+    expected = expected_sha256.strip().lower() if given else read_checksum(path)
+    if expected is not None:
         actual = sha256_of(path)
-        if actual.lower() != expected_sha256.strip().lower():
+        if actual != expected and given:
             raise CheckpointError(
-                f"checkpoint {path} has SHA-256 {actual}, not the expected {expected_sha256}; "
-                "the file is damaged or not the one you meant; download or copy it again"
+                f"checkpoint {path} has SHA-256 {actual}, not the expected {expected}; the "
+                "file is damaged or not the one you meant: download or copy it again"
+            )
+        if actual != expected:
+            raise CheckpointError(
+                f"checkpoint {path} is corrupt, truncated or changed since it was saved: its "
+                f"SHA-256 is {actual}, not {expected} as recorded in {checksum_path(path).name}; "
+                "copy it again with its .sha256, or use another checkpoint of the run "
+                "(last.pt, best.pt)"
             )
     if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; check before unpickling
         raise CheckpointError(

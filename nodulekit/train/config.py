@@ -36,7 +36,7 @@ class TrainConfig:
         "crop cache folder; default <data>/.nodulekit-cache, or <out>/cache when the data "
         "root is not writable",
     )
-    model: str = _opt("default", "model name (nodulekit.models.available_models())")
+    model: str = _opt("cnn", "model name (nodulekit.models.available_models())")
     model_options: dict = field(
         default_factory=dict, metadata={"help": "model constructor options as JSON"}
     )
@@ -73,6 +73,10 @@ class TrainConfig:
     patience: int = _opt(4, "stop after this many epochs without a better val AUC (0: never)")
     resume: str | None = _opt(None, "checkpoint to resume from (last.pt of an earlier run)")
     progress: bool | None = _opt(None, "show progress bars (default: when stderr is a TTY)")
+    quiet: bool = _opt(False, "print no progress line per epoch")
+    overwrite: bool = _opt(
+        False, "replace the run files of a non-empty --out folder (else it is refused)"
+    )
 
     def __post_init__(self) -> None:
         if self.val_subsets is not None:
@@ -82,6 +86,9 @@ class TrainConfig:
         self.crop_shape = tuple(int(v) for v in self.crop_shape)
         # JSON-normal form (tuples become lists) so a config equals its config.json round trip
         self.model_options = json.loads(json.dumps(dict(self.model_options)))
+        from nodulekit.models import canonical_model_name
+
+        self.model = canonical_model_name(str(self.model))  # "default" of old runs is "cnn"
         for name in ("data", "out", "cache", "resume"):
             value = getattr(self, name)
             if isinstance(value, Path):

@@ -12,7 +12,6 @@ from nodulekit.models.cnn import NoduleCNN
 from nodulekit.models.resnet import NoduleResNet
 
 SMALL = {
-    "default": {"channels": (4, 8, 16)},
     "cnn": {"channels": (4, 8)},
     "resnet": {"channels": (4, 8, 16), "layers": (1, 1, 1)},
     "resnet18": {"channels": (4, 4, 8, 8)},
@@ -20,13 +19,13 @@ SMALL = {
 
 
 def test_registry_names_and_default_is_the_small_cnn():
-    assert available_models() == ["cnn", "default", "resnet", "resnet18"]
+    assert available_models() == ["cnn", "resnet", "resnet18"]
     assert isinstance(build_model(), NoduleCNN)
     assert isinstance(build_model("resnet"), NoduleResNet)
 
 
 def test_unknown_name_lists_the_known_ones():
-    with pytest.raises(ValueError, match=r"model name must be one of \['cnn', 'default'"):
+    with pytest.raises(ValueError, match=r"model name must be one of \['cnn', 'resnet'"):
         build_model("vgg")
 
 
@@ -46,7 +45,7 @@ def test_last_conv_is_the_last_conv3d(name):
     # the ResNet's 1x1 shortcut convs come after conv2 in module order; skip them
     convs = [c for c in convs if c.kernel_size == (3, 3, 3)]
     assert model.last_conv is convs[-1]
-    assert model.target_layer is model.last_conv
+    assert not hasattr(model, "target_layer")  # one name for the Grad-CAM layer
     seen = []
     handle = model.last_conv.register_forward_hook(lambda m, i, o: seen.append(o.shape))
     model.eval()(torch.zeros(1, 1, 16, 16, 16))
@@ -83,7 +82,7 @@ def _spheres_and_tubes(n: int, size: int, seed: int) -> tuple[torch.Tensor, torc
 @pytest.mark.parametrize(
     ("name", "options", "steps"),
     [
-        ("default", {"channels": (4, 8)}, 30),
+        ("cnn", {"channels": (4, 8)}, 30),
         # BatchNorm's running statistics need more steps to settle in the ResNet
         pytest.param("resnet", {"channels": (4, 8), "layers": (1, 1)}, 80, marks=pytest.mark.slow),
     ],
@@ -104,3 +103,11 @@ def test_learns_spheres_vs_tubes_on_8_cubed_crops(name, options, steps):
     with torch.no_grad():
         accuracy = ((model(x_test) > 0).float() == y_test).float().mean().item()
     assert accuracy >= 0.9
+
+
+def test_the_old_name_of_old_runs_still_builds_the_cnn_but_is_not_listed():
+    from nodulekit.models import canonical_model_name
+
+    assert isinstance(build_model("default", channels=(4,)), NoduleCNN)
+    assert canonical_model_name("default") == "cnn"
+    assert "default" not in available_models()

@@ -94,7 +94,7 @@ def test_resume_continues_exactly(fake_cache, tmp_path):
 
 def test_resume_with_another_model_is_refused(fake_cache, tmp_path):
     fit(_config(tmp_path, "a", epochs=1), *_datasets(fake_cache))
-    with pytest.raises(CheckpointError, match="holds model 'default', not 'resnet'"):
+    with pytest.raises(CheckpointError, match="holds model 'cnn', not 'resnet'"):
         fit(
             _config(
                 tmp_path,

@@ -2,8 +2,8 @@
 checkpoint, written as a LUNA16 submission.
 
 1. `candidate_points`: the scan resampled to an isotropic grid (1.25 mm), HU scaled to [0, 1]
-   in two windows (full range; lung to -400 HU for ground-glass nodules) inside the lung mask (`nodulekit.preprocess.lung_mask`; air outside, so the chest wall
-   makes no edge), the scale-normalised Laplacian of Gaussian (``-sigma^2 LoG``) at radii of
+   in two windows (full range; lung to -400 HU for ground-glass nodules) inside the lung mask
+   (`nodulekit.preprocess.lung_mask`; air outside, so the chest wall makes no edge), the scale-normalised Laplacian of Gaussian (``-sigma^2 LoG``) at radii of
    2 to 15 mm (``sigma = r / sqrt(3)``, the 3D blob scale), local maxima at each scale,
    the (window, scale) groups interleaved strongest first (so that the many small vessel
    dots do not crowd out larger blobs), marks closer than ``merge_mm`` (or half the stronger

@@ -61,7 +61,7 @@ def test_a_runtime_error_in_a_command_exits_non_zero(monkeypatch):
     def boom(path):
         raise RuntimeError("something broke inside")
 
-    monkeypatch.setattr(nodulekit.data.info, "describe_path", boom)
+    monkeypatch.setattr(nodulekit.data.info, "describe_scan_file", boom)
     result = CliRunner().invoke(app, ["info", "x.mhd"])
     assert result.exit_code == 1
     assert result.output.startswith("error: something broke inside")

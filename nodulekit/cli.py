@@ -147,6 +147,13 @@ def deid(
         bool,
         typer.Option("--random-salt", help="One-off run: pseudonyms and UIDs not reproducible."),
     ] = False,
+    skip_broken: Annotated[
+        bool,
+        typer.Option(
+            "--skip-broken",
+            help="Leave out (and list) truncated or corrupt DICOM files instead of refusing.",
+        ),
+    ] = False,
 ) -> None:
     """De-identify DICOM files (PS3.15 basic profile): names and IDs replaced by a pseudonym,
     identifiers and private tags removed, UIDs remapped, dates shifted per patient; pixels and
@@ -155,7 +162,13 @@ def deid(
     from nodulekit.errors import NodulekitError
 
     try:
-        report = deidentify_folder(in_dir, out_dir, salt=salt, random_salt=random_salt)
+        report = deidentify_folder(
+            in_dir,
+            out_dir,
+            salt=salt,
+            random_salt=random_salt,
+            broken="skip" if skip_broken else "error",
+        )
     except NodulekitError as e:
         raise _fail(e) from e
     typer.echo(str(report))

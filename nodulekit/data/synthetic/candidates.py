@@ -1,7 +1,7 @@
 """Candidate points, as a LUNA16 candidate detector would give them.
 
 Every nodule gets one or two class-1 rows near its centre; class-0 rows are mostly hard
-negatives: vessel cross-sections and forks, the pleura, ribs, soft tissue at the hilum, the
+negatives: vessel cross-sections, forks and crossings of nodule size, the pleura, ribs, soft tissue at the hilum, the
 excluded findings, plus some plain lung points.
 """
 
@@ -15,7 +15,9 @@ from nodulekit.data.synthetic.nodules import NODULE_KINDS, Finding
 from nodulekit.data.synthetic.vessels import VesselTree, vessel_points
 
 # share of the class-0 rows (excluded findings come on top)
-NEGATIVE_MIX = {"vessel": 0.5, "pleura": 0.17, "rib": 0.08, "hilum": 0.05, "lung": 0.2}
+# (LUNA16's candidates_V2 come from detectors tuned to solid blobs: about half of a CAD's
+# false positives on real scans are vessels, most of the rest pleura and chest wall)
+NEGATIVE_MIX = {"vessel": 0.6, "pleura": 0.14, "rib": 0.06, "hilum": 0.05, "lung": 0.15}
 
 Row = tuple[float, float, float, int, str]  # x, y, z (mm), class, kind
 
@@ -30,8 +32,10 @@ def sample_candidates(
     findings: list[Finding],
     boundary: np.ndarray,
     negatives_per_nodule: int,
+    negatives_without_nodules: int,
 ) -> list[Row]:
-    """Candidate rows for one scan, shuffled."""
+    """Candidate rows for one scan, shuffled: ``negatives_per_nodule`` class-0 rows per
+    nodule, or ``negatives_without_nodules`` in a scan without one."""
     nodules = [f for f in findings if f.kind in NODULE_KINDS]
     rows: list[Row] = []
     for f in nodules:
@@ -42,7 +46,7 @@ def sample_candidates(
     for f in findings:
         if f.kind not in NODULE_KINDS:
             rows.append((*(f.center_xyz_mm + _in_ball(rng, 0.5)), 0, f.kind))
-    n_neg = negatives_per_nodule * max(len(nodules), 1)
+    n_neg = negatives_per_nodule * len(nodules) if nodules else negatives_without_nodules
     counts = rng.multinomial(n_neg, list(NEGATIVE_MIX.values()))
     wanted = dict(zip(NEGATIVE_MIX, counts, strict=True))
     points: list[tuple[np.ndarray, str]] = []

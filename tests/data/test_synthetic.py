@@ -331,14 +331,18 @@ def test_written_nodules_match_luna16_annotations_ks_at_most_025(tmp_path, sampl
 def test_a_third_of_the_scans_have_no_nodule(tmp_path):
     from nodulekit.data.synthetic.generator import _nodule_free
 
-    free = [i for i in range(30) if _nodule_free(i, 1 / 3)]
-    assert free == list(range(2, 30, 3))  # 10 of 30, one in each subset of three
-    assert not any(_nodule_free(i, 0.0) for i in range(30))
-    root = make_synthetic_luna16(tmp_path / "s", n_scans=3, size="tiny", progress=False)
+    free = [i for i in range(30) if _nodule_free(i, 10, 1 / 3)]
+    assert free == list(range(10, 20))  # 10 of 30: one in each subset of three scans
+    assert sum(_nodule_free(i, 10, 1 / 3) for i in range(90)) == 30
+    assert not any(_nodule_free(i, 10, 1 / 3) for i in range(10))  # each subset keeps nodules
+    assert not any(_nodule_free(i, 10, 0.0) for i in range(30))
+    root = make_synthetic_luna16(
+        tmp_path / "s", n_scans=3, n_subsets=1, size="tiny", progress=False
+    )
     uids = (root / "seriesuids.csv").read_text().split()
     with_nodules = {r["seriesuid"] for r in _rows(root / "annotations.csv")}
     (empty,) = [u for u in uids if u not in with_nodules]
-    assert empty == synthetic_uid(0, 2)
+    assert empty == synthetic_uid(0, 1)
     assert not read_scan(root / "seg-nodules-synthetic" / f"{empty}.mhd").array.any()
     cands = [r for r in _rows(root / "candidates_V2.csv") if r["seriesuid"] == empty]
     assert len(cands) > 60 and all(r["class"] == "0" for r in cands)

@@ -98,9 +98,9 @@ def make_synthetic_luna16(
     nodules_per_scan : (int, int), default (2, 5)
         Inclusive range of nodules (>= 3 mm) per scan that has nodules.
     nodule_free_fraction : float, default 1/3
-        Share of scans without any nodule (LUNA16: 287 of 888). They are spread evenly:
-        scan ``i`` is nodule-free when ``floor((i + 1) * f) > floor(i * f)``, so with
-        ``f = 1/3`` scans 2, 5, 8, ... are, and every subset of three scans holds one.
+        Share of scans without any nodule (LUNA16: 287 of 888), spread evenly within each
+        subset; the first scan of a subset always has nodules, so a set with one scan per
+        subset has none, and 30 scans in 10 subsets have one nodule-free scan per subset.
     workers : int, default 1
         Processes to draw scans in; the output does not depend on it.
     progress : bool, default True
@@ -154,7 +154,7 @@ def make_synthetic_luna16(
             str(out),
             negatives_per_nodule,
             (lo, hi),
-            _nodule_free(i, free),
+            _nodule_free(i, n_subsets, free),
         )
         for i in range(n_scans)
     ]
@@ -172,9 +172,16 @@ def make_synthetic_luna16(
     return out
 
 
-def _nodule_free(index: int, fraction: float) -> bool:
-    """Whether scan ``index`` is drawn without nodules (an even spread of ``fraction``)."""
-    return bool(np.floor((index + 1) * fraction + 1e-9) > np.floor(index * fraction + 1e-9))
+def _nodule_free(index: int, n_subsets: int, fraction: float) -> bool:
+    """Whether scan ``index`` is drawn without nodules.
+
+    Spread evenly within each subset: the ``k``-th scan of a subset (``k = index //
+    n_subsets``) is nodule-free when ``round((k + 1) * f) > round(k * f)``, and the first
+    scan of a subset never is, so every subset (every validation or test split) keeps
+    nodules. With ``f = 1/3``: the 2nd, 5th, 8th ... scan of each subset.
+    """
+    k = index // n_subsets
+    return k >= 1 and bool(np.floor((k + 1) * fraction + 0.5) > np.floor(k * fraction + 0.5))
 
 
 def _check_int(name: str, value: Any, minimum: int) -> None:

@@ -181,6 +181,10 @@ def test_candidates_are_mostly_hard_negatives(synth, scans):
             r["seriesuid"] == n["seriesuid"] and np.linalg.norm(xyz(r) - xyz(n)) < 15
             for r in positives
         )
+    for uid in {r["seriesuid"] for r in negatives}:  # one candidate per spot (2 mm apart)
+        pts = np.array([xyz(r) for r in negatives if r["seriesuid"] == uid])
+        gaps = np.linalg.norm(pts[:, None] - pts[None], axis=2) + np.eye(len(pts)) * 99
+        assert gaps.min() >= 2.0
     vessels = [r for r in negatives if r["kind"].startswith("vessel")]
     assert len(vessels) > 0.5 * len(negatives)  # as on real scans, vessels lead
     on_vessel = [_hu(scans[r["seriesuid"]][0], xyz(r)) > -500 for r in vessels]

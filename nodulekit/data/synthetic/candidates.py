@@ -19,6 +19,7 @@ from nodulekit.data.synthetic.vessels import VesselTree, vessel_points
 # false positives on real scans are vessels, most of the rest pleura and chest wall)
 NEGATIVE_MIX = {"vessel": 0.6, "pleura": 0.14, "rib": 0.06, "hilum": 0.05, "lung": 0.15}
 
+MERGE_MM = 2.0  # class-0 candidates closer than this are one candidate
 Row = tuple[float, float, float, int, str]  # x, y, z (mm), class, kind
 
 
@@ -50,13 +51,14 @@ def sample_candidates(
     counts = rng.multinomial(n_neg, list(NEGATIVE_MIX.values()))
     wanted = dict(zip(NEGATIVE_MIX, counts, strict=True))
     points: list[tuple[np.ndarray, str]] = []
-    points += vessel_points(rng, tree, 3 * wanted["vessel"])
+    points += vessel_points(rng, tree, 6 * wanted["vessel"])  # spares: spots merge
     points += [(p, "pleura") for p in _from_indices(rng, grid, boundary, 3 * wanted["pleura"])]
     lung_idx = np.flatnonzero(np.isin(labels, (RIGHT_LUNG, LEFT_LUNG)))
     points += [(p, "lung") for p in _from_indices(rng, grid, lung_idx, 3 * wanted["lung"])]
     points += [(p, "rib") for p in _rib_points(rng, anatomy, 3 * wanted["rib"])]
     points += [(p, "hilum") for p in _hilum_points(rng, anatomy, 3 * wanted["hilum"])]
     taken = dict.fromkeys(NEGATIVE_MIX, 0)
+    kept: list[np.ndarray] = []
     for p, kind in points:
         group = "vessel" if kind.startswith("vessel") else kind
         if taken[group] >= wanted[group]:
@@ -65,6 +67,9 @@ def sample_candidates(
             p = _snap_to_peak(grid, vol, p)
         if p is None or grid.nearest(p) is None or _near_nodule(p, nodules):
             continue
+        if kept and np.min(np.linalg.norm(np.asarray(kept) - p, axis=1)) < MERGE_MM:
+            continue  # one candidate per spot, as LUNA16 merged its detectors' candidates
+        kept.append(p)
         taken[group] += 1
         rows.append((*p, 0, kind))
     order = rng.permutation(len(rows))

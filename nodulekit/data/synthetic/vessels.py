@@ -203,18 +203,18 @@ def vessel_points(
     wide = np.nonzero(tree.r1 >= min_radius_mm)[0]
     if not wide.size or n <= 0:
         return []
-    forks = wide[tree.forks[wide]]
-    crossings = vessel_crossings(tree, min_radius_mm=min_radius_mm)
+    forks = list(wide[tree.forks[wide]])
+    crossings = list(vessel_crossings(tree, min_radius_mm=min_radius_mm))
     wanted_r = sample_diameters(rng, n) / 2.0
     out = []
-    for target in wanted_r:
+    for target in wanted_r:  # each fork and crossing is used once
         u = rng.random()
-        if forks.size and u < shares[0]:
-            pool = rng.choice(forks, size=min(12, forks.size))
-            i = int(pool[np.argmin(np.abs(tree.r1[pool] - target))])
-            out.append((tree.p1[i].copy(), "vessel_fork"))
-        elif len(crossings) and u < shares[0] + shares[1]:
-            out.append((crossings[int(rng.integers(len(crossings)))].copy(), "vessel_crossing"))
+        if forks and u < shares[0]:
+            pool = rng.choice(len(forks), size=min(12, len(forks)), replace=False)
+            k = int(pool[np.argmin(np.abs(tree.r1[np.take(forks, pool)] - target))])
+            out.append((tree.p1[forks.pop(k)].copy(), "vessel_fork"))
+        elif crossings and u < shares[0] + shares[1]:
+            out.append((crossings.pop(int(rng.integers(len(crossings)))), "vessel_crossing"))
         else:
             pool = rng.choice(wide, size=min(12, wide.size))
             t = rng.uniform(0.1, 0.9, len(pool))

@@ -1,8 +1,9 @@
 """Candidate points, as a LUNA16 candidate detector would give them.
 
 Every nodule gets one or two class-1 rows near its centre; class-0 rows are mostly hard
-negatives: vessel cross-sections, forks and crossings of nodule size, the pleura, ribs, soft tissue at the hilum, the
-excluded findings, plus some plain lung points.
+negatives: vessel cross-sections, forks and crossings of nodule size, the pleura, ribs, soft
+tissue at the hilum, the excluded findings, plus some plain lung points. Class-0 points
+closer than ``MERGE_MM`` to one already taken are dropped (one candidate per spot).
 """
 
 from __future__ import annotations

@@ -235,19 +235,9 @@ def header_geometry(path: str | Path) -> tuple[tuple[int, ...], tuple[float, ...
     """
     path = Path(path)
     if path.name.lower().endswith(MHD_SUFFIXES):
-        from nodulekit.data.metaimage import read_header
+        from nodulekit.data.metaimage import header_geometry as mhd_geometry
 
-        header = read_header(path)
-        try:
-            dims = [int(v) for v in header["DimSize"].split()]
-            spacing_text = header.get("ElementSpacing", header.get("ElementSize", "1 1 1"))
-            spacing = [float(v) for v in spacing_text.split()]
-        except (KeyError, ValueError) as e:
-            raise ScanReadError(
-                f"{path}: the MetaImage header needs DimSize and ElementSpacing as numbers "
-                f"({e}); re-extract the file from its archive"
-            ) from e
-        return tuple(dims[::-1]), tuple(spacing[::-1])
+        return mhd_geometry(path)
     import SimpleITK as sitk
 
     reader = sitk.ImageFileReader()

@@ -9,7 +9,61 @@ Names load on first use (torch is imported only then):
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover - what editors and type checkers see
+    from nodulekit.train.augment import (
+        Augment,
+    )
+    from nodulekit.train.callbacks import (
+        Callback,
+        History,
+        StopAfter,
+    )
+    from nodulekit.train.checkpoint import (
+        checksum_path,
+        load_checkpoint,
+        save_checkpoint,
+        sha256_of,
+    )
+    from nodulekit.train.config import (
+        TrainConfig,
+    )
+    from nodulekit.train.data import (
+        CandidateDataset,
+        choose_splits,
+        luna16_folds,
+        nodule_diameters,
+        split_by_series,
+    )
+    from nodulekit.train.loop import (
+        Trainer,
+        TrainResult,
+        fit,
+        predict_logits,
+        resolve_device,
+    )
+    from nodulekit.train.metrics import (
+        binary_metrics,
+        choose_thresholds,
+        recall_by_size,
+    )
+    from nodulekit.train.pipeline import (
+        open_or_build_cache,
+        train,
+    )
+    from nodulekit.train.run_dir import (
+        claim_run_dir,
+    )
+    from nodulekit.train.sampler import (
+        BalancedSampler,
+    )
+    from nodulekit.train.state import (
+        LoopState,
+    )
+    from nodulekit.train.task import (
+        BinaryClassification,
+    )
 
 _LAZY = {
     "TrainConfig": "nodulekit.train.config",
@@ -42,7 +96,36 @@ _LAZY = {
     "checksum_path": "nodulekit.train.checkpoint",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = [
+    "Augment",
+    "BalancedSampler",
+    "BinaryClassification",
+    "Callback",
+    "CandidateDataset",
+    "History",
+    "LoopState",
+    "StopAfter",
+    "TrainConfig",
+    "TrainResult",
+    "Trainer",
+    "binary_metrics",
+    "checksum_path",
+    "choose_splits",
+    "choose_thresholds",
+    "claim_run_dir",
+    "fit",
+    "load_checkpoint",
+    "luna16_folds",
+    "nodule_diameters",
+    "open_or_build_cache",
+    "predict_logits",
+    "recall_by_size",
+    "resolve_device",
+    "save_checkpoint",
+    "sha256_of",
+    "split_by_series",
+    "train",
+]  # the names of _LAZY (a test checks)
 
 
 def __getattr__(name: str) -> Any:

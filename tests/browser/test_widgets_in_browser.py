@@ -10,6 +10,7 @@ README's ``docs/images/scan_browser.png``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -165,6 +166,15 @@ def test_scan_browser_in_chromium(chromium, lab, screenshots):
     )
     assert readout(browser.locator(".nk-coronal-slider")) == zyx[1]
     assert readout(browser.locator(".nk-sagittal-slider")) == zyx[2]
+    # the probe line is redrawn after the sliders moved: wait for it (a busy machine lags)
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    with contextlib.suppress(PlaywrightTimeout):
+        page.wait_for_function(
+            "([sel, text]) => document.querySelector(sel).innerText.includes(text)",
+            arg=[".nk-probe", f"{zyx}"],
+            timeout=15_000,
+        )
     probe = browser.locator(".nk-probe").inner_text()
     assert f"{zyx}" in probe, f"the probe should show voxel {zyx}: {probe}"
 

@@ -25,6 +25,14 @@ CI_PARAMETERS: dict[str, dict[str, Any]] = {
     "02_preprocessing.ipynb": {"WORKERS": 2},
     # one torch thread: on 2 shared cores, torch's default (2 threads) trains ~6x slower
     "03_training.ipynb": {"EPOCHS": 2, "BATCH_SIZE": 16, "SAMPLES_PER_EPOCH": 256, "THREADS": 1},
+    # part two: each trains its own tiny model (or reuses its RUN_DIR), 100 bootstrap resamples
+    "04_evaluation.ipynb": {
+        "EPOCHS": 2,
+        "BATCH_SIZE": 16,
+        "SAMPLES_PER_EPOCH": 256,
+        "THREADS": 1,
+        "N_RESAMPLES": 100,
+    },
 }
 
 #: text that means something failed, wherever it appears in an output

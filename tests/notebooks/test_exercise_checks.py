@@ -104,3 +104,54 @@ def test_imbalance_and_accuracy_checks(setup, capsys):
 def test_a_hint_never_prints_the_answer(setup, luna, capsys):
     setup.check_large_nodules(luna, 7)
     assert "2" not in capsys.readouterr().out
+
+
+# -- part two: 04 evaluation, 05 explanations -----------------------------------------------
+def test_sensitivity_at_1fp_check(setup, capsys):
+    points = pd.DataFrame(
+        {"fp_per_scan": [0.125, 0.25, 0.5, 1, 2, 4, 8], "sensitivity": [0, .1, .2, .6, .7, .8, .9]}
+    )  # fmt: skip
+    froc = SimpleNamespace(operating_points=points)
+    for answer, expected in [(0.6, "right"), (0.61, "right"), (0.7, "hint"), (60, "hint"),
+                             (..., "unanswered")]:  # fmt: skip
+        setup.check_sensitivity_at_1fp(froc, answer)
+        out = capsys.readouterr().out
+        assert ("✔" in out) == (expected == "right") and ("…" in out) == (expected == "unanswered")
+        assert "0.6" not in out.replace("0.61", ""), "the check printed the answer"
+
+
+def test_weakest_size_band_check(setup, capsys):
+    bands = pd.DataFrame({"group": ["<6 mm", "6-10 mm", "10-20 mm"], "recall": [0.4, 0.2, 0.9]})
+    for answer, expected in [("6-10 mm", "right"), ("6-10mm", "right"), ("<6 mm", "hint"),
+                             ("small", "hint"), (None, "unanswered")]:  # fmt: skip
+        setup.check_weakest_size_band(bands, answer)
+        assert verdict(capsys) == expected, answer
+
+
+def test_multiple_choice_checks(setup, capsys):
+    for check, right in [(setup.check_threshold_source, "b"),
+                         (setup.check_randomisation_meaning, "a")]:  # fmt: skip
+        for answer in "abcd":
+            check(answer)
+            assert verdict(capsys) == ("right" if answer == right else "hint"), (check, answer)
+        check(...)
+        assert verdict(capsys) == "unanswered"
+
+
+def test_failing_method_check(setup, capsys):
+    card = pd.DataFrame({"method": ["gradcam", "saliency", "guided_gradcam"],
+                         "sanity_passed": [True, True, False]})  # fmt: skip
+    for answer, expected in [("guided_gradcam", "right"), ("gradcam", "hint"),
+                             ("lime", "hint"), (..., "unanswered")]:  # fmt: skip
+        setup.check_failing_method(card, answer)
+        assert verdict(capsys) == expected, answer
+    setup.check_failing_method(card.assign(sanity_passed=True), "gradcam")
+    assert verdict(capsys) == "hint"  # nothing failed on this run: no answer is right
+
+
+def test_pointing_game_check(setup, capsys):
+    agreement = pd.DataFrame({"is_nodule": [True, True, True, False],
+                              "hit": [1.0, 0.0, 1.0, np.nan]})  # fmt: skip
+    for answer, expected in [(2 / 3, "right"), (0.667, "right"), (0.5, "hint"), (67, "hint")]:
+        setup.check_pointing_game(agreement, answer)
+        assert verdict(capsys) == expected, answer

@@ -33,6 +33,14 @@ CI_PARAMETERS: dict[str, dict[str, Any]] = {
         "THREADS": 1,
         "N_RESAMPLES": 100,
     },
+    "05_explanations.ipynb": {
+        "EPOCHS": 2,
+        "BATCH_SIZE": 16,
+        "SAMPLES_PER_EPOCH": 256,
+        "THREADS": 1,
+        "N_CHECK_CROPS": 6,
+        "IG_STEPS": 8,
+    },
 }
 
 #: text that means something failed, wherever it appears in an output

@@ -25,8 +25,10 @@ CI_PARAMETERS: dict[str, dict[str, Any]] = {
     "02_preprocessing.ipynb": {"WORKERS": 2},
     # one torch thread: on 2 shared cores, torch's default (2 threads) trains ~6x slower
     "03_training.ipynb": {"EPOCHS": 2, "BATCH_SIZE": 16, "SAMPLES_PER_EPOCH": 256, "THREADS": 1},
-    # part two: each trains its own tiny model (or reuses its RUN_DIR), 100 bootstrap resamples
+    # part two: RUN_DIR is 03's run folder, so its best.pt is reused when 03 ran first (as in
+    # CI); a chapter run alone trains the same tiny model there. 100 bootstrap resamples.
     "04_evaluation.ipynb": {
+        "RUN_DIR": "runs/03_training",
         "EPOCHS": 2,
         "BATCH_SIZE": 16,
         "SAMPLES_PER_EPOCH": 256,
@@ -34,6 +36,7 @@ CI_PARAMETERS: dict[str, dict[str, Any]] = {
         "N_RESAMPLES": 100,
     },
     "05_explanations.ipynb": {
+        "RUN_DIR": "runs/03_training",
         "EPOCHS": 2,
         "BATCH_SIZE": 16,
         "SAMPLES_PER_EPOCH": 256,

@@ -153,3 +153,20 @@ def test_pointing_game_check(setup, capsys):
     for answer, expected in [(2 / 3, "right"), (0.667, "right"), (0.5, "hint"), (67, "hint")]:
         setup.check_pointing_game(agreement, answer)
         assert verdict(capsys) == expected, answer
+
+
+def test_part_two_checks_never_print_the_expected_value(setup, capsys):
+    bands = pd.DataFrame({"group": ["<6 mm", "6-10 mm"], "recall": [0.123, 0.456]})
+    card = pd.DataFrame({"method": ["gradcam", "saliency"], "sanity_correlation": [0.1, 0.789]})
+    agreement = pd.DataFrame({"is_nodule": [True] * 8, "hit": [1.0] * 3 + [0.0] * 5})  # 0.375
+    points = pd.DataFrame({"fp_per_scan": [0.5, 1.0, 2.0], "sensitivity": [0.1, 0.345, 0.9]})
+    for call, secret in [
+        (lambda: setup.check_weakest_size_band(bands, "6-10 mm"), "<6 mm"),
+        (lambda: setup.check_least_sensitive_method(card, "gradcam"), "0.789"),
+        (lambda: setup.check_pointing_game(agreement, 0.9), "0.375"),
+        (lambda: setup.check_sensitivity_at_1fp(SimpleNamespace(operating_points=points), 0.9),
+         "0.345"),
+    ]:  # fmt: skip
+        call()
+        out = capsys.readouterr().out
+        assert out.startswith("✘") and secret not in out, out

@@ -379,3 +379,117 @@ def check_training_step(training_step) -> None:
     else:
         _say(abs(float(answer) - outcomes[True][1]) < 1e-5, "return the loss of this batch "
              "as a number (`loss.item()`), computed before the step.")  # fmt: skip
+
+
+# == part two (04 evaluation, 05 explanations): a run to look at, and the exercise checks ===
+# (owned by the part-two chapters; other chapters' helpers and checks live above)
+def course_checkpoint(checkpoint: str, root: Path, run_dir: str, **train_options) -> Path:
+    """``checkpoint`` if given; else ``run_dir/best.pt`` if it exists; else train a small model
+    into ``run_dir`` on ``root`` (``train_options`` go to `TrainConfig`) and return its best."""
+    if checkpoint:
+        return Path(checkpoint).expanduser().resolve()
+    best = Path(run_dir) / "best.pt"
+    if best.is_file():
+        print(f"reusing the run in {run_dir} (delete the folder to train again)")
+        return best
+    from nodulekit.train import TrainConfig, train
+
+    print(f"training a small model into {run_dir} ...")
+    result = train(TrainConfig(data=str(root), out=str(run_dir), **train_options))
+    return Path(result.best_checkpoint)
+
+
+def scored_candidates(checkpoint: Path, root: Path, subsets, *, device: str = "auto"):
+    """The checkpoint's model, the labelled candidates of ``subsets`` (with ``probability`` and
+    the ``diameter_mm`` of the nodule each lies in) and their HU crops, from the crop cache."""
+    import pandas as pd
+
+    from nodulekit.data import Luna16
+    from nodulekit.evaluate import crop_geometry, load_model
+    from nodulekit.evaluate.run import attach_diameters
+    from nodulekit.evaluate.scoring import score_cache
+    from nodulekit.train import TrainConfig, open_or_build_cache
+
+    model, config = load_model(checkpoint, device=device)
+    size_mm, shape = crop_geometry(config, checkpoint=checkpoint)
+    cache = open_or_build_cache(TrainConfig(data=str(root), out=str(Path(checkpoint).parent),
+                                            crop_size_mm=size_mm, crop_shape=shape))  # fmt: skip
+    luna = Luna16(root, warn_missing=False)
+    uids = luna.scans.loc[luna.scans["subset"].isin(list(subsets)), "seriesuid"]
+    rows = np.flatnonzero(cache.index["seriesuid"].isin(set(uids)).to_numpy())
+    table = cache.index.iloc[rows][["seriesuid", "coordX", "coordY", "coordZ", "class"]]
+    table = pd.DataFrame(table).reset_index(drop=True)
+    table["probability"] = score_cache(model, cache, rows, device=device)
+    table["diameter_mm"] = attach_diameters(table, luna.annotations)
+    return model, table, np.asarray(cache.crops[rows])
+
+
+# -- 04: evaluation ------------------------------------------------------------------------
+def check_sensitivity_at_1fp(froc_result, answer) -> None:
+    """The FROC sensitivity at 1 false positive per scan, read off the curve."""
+    if _unanswered(answer):
+        return
+    points = froc_result.operating_points
+    expected = float(points.loc[np.isclose(points["fp_per_scan"], 1.0), "sensitivity"].iloc[0])
+    value = float(answer)
+    if value > 1:
+        _say(False, "a sensitivity is a fraction between 0 and 1, not a percentage or a count.")
+    else:
+        _say(abs(value - expected) <= 0.02, "find 1 on the x axis (false positives per scan), go "
+             "up to the curve and read the y value; `froc.operating_points` lists it too.")  # fmt: skip
+
+
+def check_weakest_size_band(size_bands, answer) -> None:
+    """The size band (``size_bands['group']``) with the lowest recall; ties: any of them."""
+    if _unanswered(answer):
+        return
+    scored = size_bands.dropna(subset=["recall"])
+    weakest = set(scored.loc[scored["recall"] == scored["recall"].min(), "group"])
+    given = str(answer).strip().replace(" ", "").lower()
+    bands = {str(g).replace(" ", "").lower(): g for g in size_bands["group"]}
+    if given not in bands:
+        _say(False, f"answer with one of the band names in the table: {sorted(bands.values())}.")
+    else:
+        _say(bands[given] in weakest, "sort the table by its `recall` column: which band has "
+             "the smallest share of its nodules found?")  # fmt: skip
+
+
+def check_threshold_source(choice) -> None:
+    """Multiple choice: where the decision threshold for the test figures must come from."""
+    if _unanswered(choice):
+        return
+    _say(str(choice).strip().lower() == "b", "a test figure is honest only if nothing about the "
+         "model, threshold included, was tuned on the test scans.")  # fmt: skip
+
+
+# -- 05: explanations ----------------------------------------------------------------------
+def check_least_sensitive_method(scorecard, answer) -> None:
+    """The method whose maps stayed most like the trained model's once every weight was random
+    (the highest ``sanity_correlation``: the one closest to failing, or failing)."""
+    if _unanswered(answer):
+        return
+    correlation = scorecard.set_index("method")["sanity_correlation"]
+    given = str(answer).strip().lower()
+    if given not in correlation.index:
+        _say(False, f"answer with a method of the table: {sorted(correlation.index)}.")
+    else:
+        _say(correlation[given] >= correlation.max() - 1e-9, "look at the `sanity_correlation` "
+             "column: which method's maps still look most like the trained model's once its "
+             "weights are random?")  # fmt: skip
+
+
+def check_randomisation_meaning(choice) -> None:
+    """Multiple choice: what a method failing the randomisation check means."""
+    if _unanswered(choice):
+        return
+    _say(str(choice).strip().lower() == "a", "if a map looks the same whatever the weights, "
+         "what can it be showing: the model's reasons or the picture itself?")  # fmt: skip
+
+
+def check_pointing_game(agreement, answer) -> None:
+    """The share (0..1) of true-nodule crops whose hottest voxel lies inside the nodule."""
+    if _unanswered(answer):
+        return
+    expected = float(agreement.loc[agreement["is_nodule"], "hit"].mean())
+    _say(abs(float(answer) - expected) <= 0.01, "average the `hit` column over the "
+         "rows where `is_nodule` is True; give a fraction between 0 and 1.")  # fmt: skip

@@ -25,6 +25,25 @@ CI_PARAMETERS: dict[str, dict[str, Any]] = {
     "02_preprocessing.ipynb": {"WORKERS": 2},
     # one torch thread: on 2 shared cores, torch's default (2 threads) trains ~6x slower
     "03_training.ipynb": {"EPOCHS": 2, "BATCH_SIZE": 16, "SAMPLES_PER_EPOCH": 256, "THREADS": 1},
+    # part two: RUN_DIR is 03's run folder, so its best.pt is reused when 03 ran first (as in
+    # CI); a chapter run alone trains the same tiny model there. 100 bootstrap resamples.
+    "04_evaluation.ipynb": {
+        "RUN_DIR": "runs/03_training",
+        "EPOCHS": 2,
+        "BATCH_SIZE": 16,
+        "SAMPLES_PER_EPOCH": 256,
+        "THREADS": 1,
+        "N_RESAMPLES": 100,
+    },
+    "05_explanations.ipynb": {
+        "RUN_DIR": "runs/03_training",
+        "EPOCHS": 2,
+        "BATCH_SIZE": 16,
+        "SAMPLES_PER_EPOCH": 256,
+        "THREADS": 1,
+        "N_CHECK_CROPS": 6,
+        "IG_STEPS": 8,
+    },
 }
 
 #: text that means something failed, wherever it appears in an output

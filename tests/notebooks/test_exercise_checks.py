@@ -189,3 +189,69 @@ def test_a_hint_never_prints_the_answer(setup, luna, scan, capsys):
         assert "0.25" not in capsys.readouterr().out
         setup.check_slice_step_mm(scan, wrong)
         assert "2.0" not in capsys.readouterr().out
+
+
+# -- part two: 04 evaluation, 05 explanations -----------------------------------------------
+def test_sensitivity_at_1fp_check(setup, capsys):
+    points = pd.DataFrame(
+        {"fp_per_scan": [0.125, 0.25, 0.5, 1, 2, 4, 8], "sensitivity": [0, .1, .2, .6, .7, .8, .9]}
+    )  # fmt: skip
+    froc = SimpleNamespace(operating_points=points)
+    for answer, expected in [(0.6, "right"), (0.61, "right"), (0.7, "hint"), (60, "hint"),
+                             (..., "unanswered")]:  # fmt: skip
+        setup.check_sensitivity_at_1fp(froc, answer)
+        out = capsys.readouterr().out
+        assert ("✔" in out) == (expected == "right") and ("…" in out) == (expected == "unanswered")
+        assert "0.6" not in out.replace("0.61", ""), "the check printed the answer"
+
+
+def test_weakest_size_band_check(setup, capsys):
+    bands = pd.DataFrame({"group": ["<6 mm", "6-10 mm", "10-20 mm"], "recall": [0.4, 0.2, 0.9]})
+    for answer, expected in [("6-10 mm", "right"), ("6-10mm", "right"), ("<6 mm", "hint"),
+                             ("small", "hint"), (None, "unanswered")]:  # fmt: skip
+        setup.check_weakest_size_band(bands, answer)
+        assert verdict(capsys) == expected, answer
+
+
+def test_multiple_choice_checks(setup, capsys):
+    for check, right in [(setup.check_threshold_source, "b"),
+                         (setup.check_randomisation_meaning, "a")]:  # fmt: skip
+        for answer in "abcd":
+            check(answer)
+            assert verdict(capsys) == ("right" if answer == right else "hint"), (check, answer)
+        check(...)
+        assert verdict(capsys) == "unanswered"
+
+
+def test_least_sensitive_method_check(setup, capsys):
+    card = pd.DataFrame({"method": ["gradcam", "saliency", "guided_gradcam"],
+                         "sanity_correlation": [0.1, 0.3, 0.8]})  # fmt: skip
+    for answer, expected in [("guided_gradcam", "right"), (" Guided_GradCAM", "right"),
+                             ("gradcam", "hint"), ("lime", "hint"), (..., "unanswered")]:  # fmt: skip
+        setup.check_least_sensitive_method(card, answer)
+        assert verdict(capsys) == expected, answer
+
+
+def test_pointing_game_check(setup, capsys):
+    agreement = pd.DataFrame({"is_nodule": [True, True, True, False],
+                              "hit": [1.0, 0.0, 1.0, np.nan]})  # fmt: skip
+    for answer, expected in [(2 / 3, "right"), (0.667, "right"), (0.5, "hint"), (67, "hint")]:
+        setup.check_pointing_game(agreement, answer)
+        assert verdict(capsys) == expected, answer
+
+
+def test_part_two_checks_never_print_the_expected_value(setup, capsys):
+    bands = pd.DataFrame({"group": ["<6 mm", "6-10 mm"], "recall": [0.123, 0.456]})
+    card = pd.DataFrame({"method": ["gradcam", "saliency"], "sanity_correlation": [0.1, 0.789]})
+    agreement = pd.DataFrame({"is_nodule": [True] * 8, "hit": [1.0] * 3 + [0.0] * 5})  # 0.375
+    points = pd.DataFrame({"fp_per_scan": [0.5, 1.0, 2.0], "sensitivity": [0.1, 0.345, 0.9]})
+    for call, secret in [
+        (lambda: setup.check_weakest_size_band(bands, "6-10 mm"), "<6 mm"),
+        (lambda: setup.check_least_sensitive_method(card, "gradcam"), "0.789"),
+        (lambda: setup.check_pointing_game(agreement, 0.9), "0.375"),
+        (lambda: setup.check_sensitivity_at_1fp(SimpleNamespace(operating_points=points), 0.9),
+         "0.345"),
+    ]:  # fmt: skip
+        call()
+        out = capsys.readouterr().out
+        assert out.startswith("✘") and secret not in out, out

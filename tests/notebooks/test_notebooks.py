@@ -40,7 +40,7 @@ def python_of(cell: dict) -> str:
 
 
 def test_the_four_chapters_are_there():
-    for prefix in ("00_", "01_", "02_", "03_"):
+    for prefix in ("00_", "01_", "02_", "03_", "04_", "05_"):
         assert any(n.startswith(prefix) for n in NAMES), f"notebooks/{prefix}*.ipynb is missing"
     assert set(CI_PARAMETERS) == set(NAMES), "tests/notebooks/runner.py: CI_PARAMETERS per notebook"
 
@@ -163,3 +163,26 @@ def test_problems_finds_errors_tracebacks_and_widget_errors(tmp_path):
     assert any("cell 3" in p and "Error displaying widget" in p for p in found)
     assert found[-1] == "widget error box: <div>bad scan</div>"
     assert len(found) == 4
+
+
+# -- the teacher's page and the answers -------------------------------------------------------
+TEACHING = Path(__file__).resolve().parents[2] / "docs" / "teaching.md"
+
+
+def test_teaching_page_covers_every_chapter():
+    text = TEACHING.read_text(encoding="utf-8")
+    for name in NAMES:
+        assert f"`{name.removesuffix('.ipynb')}`" in text, f"docs/teaching.md: no row for {name}"
+    for prefix in ("06_", "07_"):  # planned chapters are named even before they exist
+        assert f"`{prefix}" in text, f"docs/teaching.md: say what {prefix}* will teach"
+    for words in ("Binder", "laptop", "GPU", "Prerequisites", "estimate"):
+        assert words in text, f"docs/teaching.md: say something about {words!r}"
+
+
+def test_answers_are_out_of_the_students_way():
+    answers = TEACHING.parent / "answers" / "README.md"
+    assert answers.is_file(), "docs/answers/README.md holds the exercises' answers"
+    assert "Students: stop here" in answers.read_text(encoding="utf-8")
+    for path in PATHS:
+        text = "\n".join(source(c) for c in load(path)["cells"])
+        assert "answers/" not in text, f"{path.name} points students at the answers"

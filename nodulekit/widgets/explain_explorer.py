@@ -31,7 +31,7 @@ import ipywidgets as widgets
 import numpy as np
 import pandas as pd
 
-from nodulekit.explain.explorer import CandidateExplanations, region_layers
+from nodulekit.explain.explorer import CandidateExplanations, nifti_bytes, region_layers
 from nodulekit.viz.explain import colorbar_label, colorbar_rgb, explain_rgb, map_scale
 from nodulekit.viz.slices import to_png
 
@@ -154,6 +154,15 @@ class ExplainExplorer(widgets.HBox):
         explanations = CandidateExplanations(model, predictions, data_root=data_root, **kwargs)
         return cls(explanations, method=method)
 
+    @classmethod
+    def from_checkpoint(
+        cls, checkpoint: Any, table: pd.DataFrame, *, method: str = "gradcam", **kwargs: Any
+    ) -> ExplainExplorer:
+        """An explorer of a training checkpoint's model, on crops cut as it was trained
+        (`CandidateExplanations.from_checkpoint`; ``kwargs``: ``crops`` or ``data_root``, ...)."""
+        explanations = CandidateExplanations.from_checkpoint(checkpoint, table, **kwargs)
+        return cls(explanations, method=method)
+
     @property
     def current(self) -> int:
         """The chosen candidate (row of ``explanations.table``)."""
@@ -211,27 +220,6 @@ class ExplainExplorer(widgets.HBox):
             "planes: axial, coronal, sagittal (superior up)"
         )
         self.redraw_seconds = time.perf_counter() - start
-
-
-def nifti_bytes(array: np.ndarray, like: Any) -> bytes:
-    """``array`` on the grid of the Scan ``like`` as the bytes of a ``.nii`` file (SimpleITK)."""
-    import os
-    import tempfile
-
-    import SimpleITK as sitk
-
-    image = sitk.GetImageFromArray(np.ascontiguousarray(array))
-    image.SetOrigin(like.origin)
-    image.SetSpacing(like.spacing)
-    image.SetDirection(like.direction)
-    handle, name = tempfile.mkstemp(suffix=".nii")
-    os.close(handle)
-    try:
-        sitk.WriteImage(image, name)
-        with open(name, "rb") as file:
-            return file.read()
-    finally:
-        os.unlink(name)
 
 
 def explain_3d(

@@ -200,6 +200,11 @@ class CandidateExplanations:
             return np.asarray(self._crops[row], dtype=np.float32)
         return self.crop(i).array
 
+    def ct(self, i: int) -> Crop | np.ndarray:
+        """What to draw for candidate ``i``: its `Crop` (with geometry, so pictures turn it to
+        LPS) when crops are cut from scans, else the cache's HU array (taken as LPS)."""
+        return self.crop(i) if self._crops is None else self.crop_hu(i)
+
     def crop(self, i: int) -> Crop:
         """The `Crop` (with geometry) of candidate ``i``, cut from its scan on first use."""
         if i not in self._cut:

@@ -32,7 +32,15 @@ import numpy as np
 import pandas as pd
 
 from nodulekit.explain.explorer import CandidateExplanations, nifti_bytes, region_layers
-from nodulekit.viz.explain import colorbar_label, colorbar_rgb, explain_rgb, map_scale
+from nodulekit.preprocess.crop import Crop
+from nodulekit.viz.explain import (
+    colorbar_label,
+    colorbar_rgb,
+    crop_to_lps,
+    explain_rgb,
+    lps_index,
+    map_scale,
+)
 from nodulekit.viz.slices import to_png
 
 
@@ -172,8 +180,11 @@ class ExplainExplorer(widgets.HBox):
         if not len(self.explanations):
             return
         nodule = self.explanations.nodule(self.current)
-        shape = self.explanations.crop_hu(self.current).shape
+        ct = self.explanations.ct(self.current)
+        shape = ct.shape
         centre = nodule[0] if nodule is not None else (np.asarray(shape) - 1) / 2
+        if isinstance(ct, Crop):  # sliders count along the LPS axes the picture shows
+            centre, shape = lps_index(centre, ct), crop_to_lps(ct)[0].shape
         index = np.clip(np.rint(centre).astype(int), 0, np.asarray(shape) - 1)
         with self.hold_trait_notifications():
             self.slice_z.value, self.slice_y.value, self.slice_x.value = (int(v) for v in index)
@@ -199,7 +210,7 @@ class ExplainExplorer(widgets.HBox):
         amap = attribution.maps[0]
         nodule = self.explanations.nodule(i)
         rgb = explain_rgb(
-            self.explanations.crop_hu(i), amap, signed=attribution.signed,
+            self.explanations.ct(i), amap, signed=attribution.signed,
             index_zyx=(self.slice_z.value, self.slice_y.value, self.slice_x.value),
             nodule_center_zyx_vox=None if nodule is None else nodule[0],
             nodule_diameter_mm=None if nodule is None else nodule[1],

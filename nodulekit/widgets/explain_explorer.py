@@ -265,8 +265,15 @@ def explain_3d(
     ipyniivue.NiiVue
         Multiplanar view plus a 3D rendering; CT in a lung window (-1350 to 150 HU).
     """
-    from ipyniivue import NiiVue
-    from ipyniivue.constants import SliceType
+    try:
+        from ipyniivue import NiiVue
+        from ipyniivue.constants import SliceType
+    except ImportError as error:
+        raise ImportError(
+            "explain_3d needs ipyniivue (the offline 3D viewer, a nodulekit dependency) and it "
+            "is not installed here: `pip install ipyniivue`; without it, "
+            "nodulekit.viz.volume.render_volume draws a static 3D picture"
+        ) from error
 
     layers = region_layers(
         scan, center_xyz_mm=center_xyz_mm, region_mm=region_mm, attribution=attribution,

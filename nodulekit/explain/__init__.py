@@ -19,8 +19,30 @@ Names load on first use (torch and Captum are imported only then):
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+if TYPE_CHECKING:  # pragma: no cover - what editors and type checkers see
+    from nodulekit.explain.agreement import nodule_agreement, summarise_agreement
+    from nodulekit.explain.explorer import CandidateExplanations
+    from nodulekit.explain.faithfulness import DeletionResult, deletion_curve
+    from nodulekit.explain.methods import (
+        METHODS,
+        Attribution,
+        air_value,
+        attribute,
+        available_methods,
+    )
+    from nodulekit.explain.sanity import (
+        SanityReport,
+        data_randomisation_check,
+        randomisation_blocks,
+        sanity_check,
+        trust_status,
+        trust_table,
+    )
+    from nodulekit.explain.scorecard import method_scorecard
+
+#: public name -> module that defines it (the same names as the block above, a test checks)
 _LAZY = {
     "attribute": "nodulekit.explain.methods",
     "Attribution": "nodulekit.explain.methods",
@@ -41,7 +63,25 @@ _LAZY = {
     "CandidateExplanations": "nodulekit.explain.explorer",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = [
+    "METHODS",
+    "Attribution",
+    "CandidateExplanations",
+    "DeletionResult",
+    "SanityReport",
+    "air_value",
+    "attribute",
+    "available_methods",
+    "data_randomisation_check",
+    "deletion_curve",
+    "method_scorecard",
+    "nodule_agreement",
+    "randomisation_blocks",
+    "sanity_check",
+    "summarise_agreement",
+    "trust_status",
+    "trust_table",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -1,7 +1,12 @@
 """Pictures of explanations: a map over the CT in three planes, a montage, the trust checks.
 
 Pure functions, data in, a matplotlib ``Figure`` (not registered with pyplot) or an RGB
-``uint8`` array out. Planes follow `nodulekit.viz.slices` (superior at the top):
+``uint8`` array out. A `Crop` keeps its scan's direction (a RAS NIfTI, a series stacked head
+to feet), so a crop and its map are first turned to LPS by the signs of that direction
+(`crop_to_lps`, the crop-sized counterpart of `nodulekit.preprocess.orient.reorient_to_lps`
+that `nodulekit.viz.slices.plane_rgb` uses); slice indices (``index_zyx``) then count along
+the LPS axes, nodule centres stay in the crop's own voxel index. A bare array is taken as LPS.
+Planes follow `nodulekit.viz.slices` (superior at the top):
 
 =========  ==========  =====================  =======
 plane      slice axis  rows                   columns
@@ -174,14 +179,71 @@ def _draw_ellipse(rgb: np.ndarray, outline: tuple[float, float, float, float], z
     rgb[rows[keep], cols[keep]] = OUTLINE_COLOR
 
 
-def _inputs(ct: np.ndarray | Crop) -> tuple[np.ndarray, tuple[float, float, float]]:
-    """HU array and (z, y, x) voxel size of a Crop or a bare array (1 mm voxels)."""
+def _lps_plan(direction: Sequence[float]) -> tuple[tuple[int, int, int], tuple[bool, ...]]:
+    """``(source, flip)``: LPS numpy axis ``d`` is source axis ``source[d]``; ``flip[a]``: axis
+    ``a`` of the source runs against its world axis. Oblique directions go to the nearest axes."""
+    matrix = np.asarray(direction, dtype=float).reshape(3, 3)  # column j: index axis j in world
+    source, flip = [0, 0, 0], [False, False, False]
+    for j in range(3):  # index axis x, y, z = numpy axis 2 - j
+        world = int(np.argmax(np.abs(matrix[:, j])))
+        source[2 - world] = 2 - j
+        flip[2 - j] = bool(matrix[world, j] < 0)
+    if sorted(source) != [0, 1, 2]:
+        raise ValueError(f"the direction {tuple(direction)} has no nearest LPS axes")
+    return tuple(source), tuple(flip)  # type: ignore[return-value]
+
+
+def lps_index(center_zyx_vox: Sequence[float], crop: Crop) -> np.ndarray:
+    """A (continuous) voxel index ``(z, y, x)`` of ``crop`` as an index of its LPS array."""
+    source, flip = _lps_plan(crop.direction)
+    shape = crop.array.shape
+    point = np.asarray(center_zyx_vox, dtype=float).copy()
+    for a in range(3):
+        if flip[a]:
+            point[a] = shape[a] - 1 - point[a]
+    return point[list(source)]
+
+
+def crop_to_lps(crop: Crop, *volumes: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The crop's array and ``volumes`` (maps on its grid) with axes running L, P, S.
+
+    Flips (and, for a permuted direction, transposes) the array axes whose direction points
+    the other way, so that a plane drawn from the result has superior up and the patient's
+    left on the right, whatever the scan's direction; an LPS crop comes back as it is.
+    """
+    source, flip = _lps_plan(crop.direction)
+    flips = tuple(a for a in range(3) if flip[a])
+    out = []
+    for volume in (crop.array, *volumes):
+        array = np.asarray(volume)
+        if array.shape != crop.array.shape:
+            raise ValueError(
+                f"the map has shape {array.shape}, the crop {crop.array.shape}; they must match"
+            )
+        array = np.flip(array, axis=flips) if flips else array
+        out.append(np.transpose(array, source) if source != (0, 1, 2) else array)
+    return tuple(out)
+
+
+def _inputs(
+    ct: np.ndarray | Crop, amap: np.ndarray, center_zyx_vox: Sequence[float] | None = None
+) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float], np.ndarray | None]:
+    """``(ct, map, voxel size (z, y, x), nodule centre)`` in LPS: a Crop is turned to LPS
+    (`crop_to_lps`, its own voxel size); a bare array is taken as LPS with 1 mm voxels."""
+    amap = np.asarray(amap)
     if isinstance(ct, Crop):
-        return ct.array, tuple(float(v) for v in ct.spacing[::-1])  # type: ignore[return-value]
+        array, shown = crop_to_lps(ct, amap)
+        source, _ = _lps_plan(ct.direction)
+        spacing_zyx = [float(v) for v in ct.spacing[::-1]]
+        centre = None if center_zyx_vox is None else lps_index(center_zyx_vox, ct)
+        return array, shown, tuple(spacing_zyx[a] for a in source), centre  # type: ignore[return-value]
     array = np.asarray(ct)
     if array.ndim != 3:
         raise ValueError(f"the CT must be a (z, y, x) crop, not an array of shape {array.shape}")
-    return array, (1.0, 1.0, 1.0)
+    if amap.shape != array.shape:
+        raise ValueError(f"the map has shape {amap.shape}, the crop {array.shape}; they must match")
+    centre = None if center_zyx_vox is None else np.asarray(center_zyx_vox, dtype=float)
+    return array, amap, (1.0, 1.0, 1.0), centre
 
 
 def _slices(
@@ -217,17 +279,16 @@ def explain_rgb(
 ) -> np.ndarray:
     """The three planes side by side as one RGB ``uint8`` image (the explorer's picture).
 
-    ``index_zyx`` is the slice of each plane (default: through the nodule's centre when given,
-    else the crop's centre, where a candidate sits); the colour scale is
+    ``index_zyx`` is the slice of each plane along the LPS axes (default: through the nodule's
+    centre when given, else the crop's centre, where a candidate sits); a Crop is shown in LPS
+    whatever its scan's direction (`crop_to_lps`); the colour scale is
     the whole map's (`map_scale`), so the three planes compare. The nodule's outline is drawn
     where its sphere cuts each plane; ``voxel_zyx_mm`` sizes it for a bare array (a Crop
     knows its own voxel size; 1 mm otherwise).
     """
-    array, spacing = _inputs(ct)
+    array, amap, spacing, nodule_center_zyx_vox = _inputs(ct, amap, nodule_center_zyx_vox)
     if voxel_zyx_mm is not None and not isinstance(ct, Crop):
         spacing = tuple(float(v) for v in voxel_zyx_mm)
-    if amap.shape != array.shape:
-        raise ValueError(f"the map has shape {amap.shape}, the crop {array.shape}; they must match")
     index = _slices(array.shape, index_zyx, nodule_center_zyx_vox)
     scale = map_scale(amap, signed)
     radius = None
@@ -331,7 +392,7 @@ def explain_figure(
     from matplotlib.figure import Figure
     from matplotlib.patches import Ellipse
 
-    array, spacing = _inputs(ct)
+    array, amap, spacing, nodule_center_zyx_vox = _inputs(ct, amap, nodule_center_zyx_vox)
     index = _slices(array.shape, index_zyx, nodule_center_zyx_vox)
     scale = map_scale(amap, signed)
     fig = Figure(figsize=figsize, layout="constrained")
@@ -386,8 +447,7 @@ def montage_figure(
         entry = maps[method]
         stack, signed = (entry.maps, entry.signed) if hasattr(entry, "maps") else entry
         for r, ct in enumerate(cts):
-            array, spacing = _inputs(ct)
-            amap = np.asarray(stack[r])
+            array, amap, spacing, _ = _inputs(ct, np.asarray(stack[r]))
             _imshow_plane(
                 axes[r, c], array, amap, "axial", array.shape[0] // 2, spacing,
                 signed=signed, scale=map_scale(amap, signed), opacity=opacity, window=window,

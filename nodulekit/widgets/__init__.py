@@ -7,7 +7,13 @@ not pull in ipywidgets, matplotlib or SimpleITK.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover - what editors and type checkers see
+    from nodulekit.widgets.explain_explorer import ExplainExplorer
+    from nodulekit.widgets.preprocess_preview import PreprocessPreview
+    from nodulekit.widgets.scan_browser import ScanBrowser
+    from nodulekit.widgets.training_monitor import TrainingMonitor
 
 #: public name -> module that defines it
 _LAZY = {
@@ -18,7 +24,12 @@ _LAZY = {
 # explain: the explanation explorer
 _LAZY["ExplainExplorer"] = "nodulekit.widgets.explain_explorer"
 
-__all__ = sorted(_LAZY)
+__all__ = [
+    "ExplainExplorer",
+    "PreprocessPreview",
+    "ScanBrowser",
+    "TrainingMonitor",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -31,8 +31,16 @@ import ipywidgets as widgets
 import numpy as np
 import pandas as pd
 
-from nodulekit.explain.explorer import CandidateExplanations, region_layers
-from nodulekit.viz.explain import colorbar_label, colorbar_rgb, explain_rgb, map_scale
+from nodulekit.explain.explorer import CandidateExplanations, nifti_bytes, region_layers
+from nodulekit.preprocess.crop import Crop
+from nodulekit.viz.explain import (
+    colorbar_label,
+    colorbar_rgb,
+    crop_to_lps,
+    explain_rgb,
+    lps_index,
+    map_scale,
+)
 from nodulekit.viz.slices import to_png
 
 
@@ -154,6 +162,15 @@ class ExplainExplorer(widgets.HBox):
         explanations = CandidateExplanations(model, predictions, data_root=data_root, **kwargs)
         return cls(explanations, method=method)
 
+    @classmethod
+    def from_checkpoint(
+        cls, checkpoint: Any, table: pd.DataFrame, *, method: str = "gradcam", **kwargs: Any
+    ) -> ExplainExplorer:
+        """An explorer of a training checkpoint's model, on crops cut as it was trained
+        (`CandidateExplanations.from_checkpoint`; ``kwargs``: ``crops`` or ``data_root``, ...)."""
+        explanations = CandidateExplanations.from_checkpoint(checkpoint, table, **kwargs)
+        return cls(explanations, method=method)
+
     @property
     def current(self) -> int:
         """The chosen candidate (row of ``explanations.table``)."""
@@ -163,8 +180,11 @@ class ExplainExplorer(widgets.HBox):
         if not len(self.explanations):
             return
         nodule = self.explanations.nodule(self.current)
-        shape = self.explanations.crop_hu(self.current).shape
+        ct = self.explanations.ct(self.current)
+        shape = ct.shape
         centre = nodule[0] if nodule is not None else (np.asarray(shape) - 1) / 2
+        if isinstance(ct, Crop):  # sliders count along the LPS axes the picture shows
+            centre, shape = lps_index(centre, ct), crop_to_lps(ct)[0].shape
         index = np.clip(np.rint(centre).astype(int), 0, np.asarray(shape) - 1)
         with self.hold_trait_notifications():
             self.slice_z.value, self.slice_y.value, self.slice_x.value = (int(v) for v in index)
@@ -190,7 +210,7 @@ class ExplainExplorer(widgets.HBox):
         amap = attribution.maps[0]
         nodule = self.explanations.nodule(i)
         rgb = explain_rgb(
-            self.explanations.crop_hu(i), amap, signed=attribution.signed,
+            self.explanations.ct(i), amap, signed=attribution.signed,
             index_zyx=(self.slice_z.value, self.slice_y.value, self.slice_x.value),
             nodule_center_zyx_vox=None if nodule is None else nodule[0],
             nodule_diameter_mm=None if nodule is None else nodule[1],
@@ -211,27 +231,6 @@ class ExplainExplorer(widgets.HBox):
             "planes: axial, coronal, sagittal (superior up)"
         )
         self.redraw_seconds = time.perf_counter() - start
-
-
-def nifti_bytes(array: np.ndarray, like: Any) -> bytes:
-    """``array`` on the grid of the Scan ``like`` as the bytes of a ``.nii`` file (SimpleITK)."""
-    import os
-    import tempfile
-
-    import SimpleITK as sitk
-
-    image = sitk.GetImageFromArray(np.ascontiguousarray(array))
-    image.SetOrigin(like.origin)
-    image.SetSpacing(like.spacing)
-    image.SetDirection(like.direction)
-    handle, name = tempfile.mkstemp(suffix=".nii")
-    os.close(handle)
-    try:
-        sitk.WriteImage(image, name)
-        with open(name, "rb") as file:
-            return file.read()
-    finally:
-        os.unlink(name)
 
 
 def explain_3d(
@@ -266,8 +265,15 @@ def explain_3d(
     ipyniivue.NiiVue
         Multiplanar view plus a 3D rendering; CT in a lung window (-1350 to 150 HU).
     """
-    from ipyniivue import NiiVue
-    from ipyniivue.constants import SliceType
+    try:
+        from ipyniivue import NiiVue
+        from ipyniivue.constants import SliceType
+    except ImportError as error:
+        raise ImportError(
+            "explain_3d needs ipyniivue (the offline 3D viewer, a nodulekit dependency) and it "
+            "is not installed here: `pip install ipyniivue`; without it, "
+            "nodulekit.viz.volume.render_volume draws a static 3D picture"
+        ) from error
 
     layers = region_layers(
         scan, center_xyz_mm=center_xyz_mm, region_mm=region_mm, attribution=attribution,

@@ -22,6 +22,7 @@ from nodulekit.explain import (
     trust_table,
 )
 from nodulekit.explain.sanity import STATUS_FAILED, STATUS_PASSED, STATUS_UNCHECKED
+from nodulekit.models import build_model
 
 
 class SquareEnergy(nn.Module):
@@ -140,25 +141,85 @@ def test_deletion_refuses_maps_of_other_crops(toy):
 
 
 def test_data_randomisation_compares_with_a_model_trained_on_shuffled_labels(toy):
+    from scipy.stats import spearmanr
+
     from nodulekit.explain import data_randomisation_check
     from tests.explain.conftest import train_tiny
 
-    seen = []
+    seen, models = [], []
 
     def train(x, y):
         seen.append(y.clone())
-        return train_tiny(SimpleNamespace(x=x, y=y), steps=8)
+        models.append(train_tiny(SimpleNamespace(x=x, y=y), steps=8))
+        return models[-1]
 
+    x = toy.test.x[:4]
     table = data_randomisation_check(
-        train, toy.train.x[:16], toy.train.y[:16], toy.test.x[:4], "saliency", threshold=0.99
+        train, toy.train.x[:16], toy.train.y[:16], x, "saliency", threshold=0.99
     )
     assert len(seen) == 2 and sorted(seen[0].tolist()) == sorted(seen[1].tolist())
     assert not torch.equal(seen[0], seen[1])  # the second model saw shuffled labels
+    # the correlation is the one of the two models' maps, crop by crop (scipy, by hand)
+    true_maps, shuffled_maps = (attribute(m, x, "saliency").maps for m in models)
+    by_hand = [
+        spearmanr(a.ravel(), b.ravel()).statistic
+        for a, b in zip(true_maps, shuffled_maps, strict=True)
+    ]
     row = table.iloc[0]
     assert row["method"] == "saliency" and row["n_crops"] == 4
-    assert -1 <= row["spearman_mean"] <= 1
+    assert row["spearman_mean"] == pytest.approx(np.mean(by_hand), abs=1e-9)
+    assert row["spearman_min"] == pytest.approx(min(by_hand), abs=1e-9)
+    assert row["spearman_max"] == pytest.approx(max(by_hand), abs=1e-9)
     assert row["passed"] == (row["spearman_mean"] < 0.99)
     assert "shuffled labels" in row["status"]
+
+
+def test_a_training_that_ignores_the_labels_is_flagged_by_data_randomisation(toy):
+    """A "model" whose maps do not depend on the labels: the check must say so, in words."""
+    from nodulekit.explain import data_randomisation_check
+    from tests.explain.conftest import train_tiny
+
+    fixed = train_tiny(SimpleNamespace(x=toy.train.x[:16], y=toy.train.y[:16]), steps=8)
+    table = data_randomisation_check(
+        lambda x, y: fixed, toy.train.x[:16], toy.train.y[:16], toy.test.x[:4], "saliency"
+    )
+    row = table.iloc[0]
+    assert row["spearman_mean"] == pytest.approx(1.0) and not row["passed"]
+    assert row["status"].startswith("Caution") and "learned nothing" in row["status"]
+
+
+class ConstantLogit(nn.Module):
+    """Outputs the same logit whatever the crop: it cannot be explained."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv3d(1, 1, 1)
+        self.head = nn.Linear(1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (0 * self.conv(x)).flatten(1).sum(1) + self.head.bias
+
+
+def test_a_model_with_a_constant_output_is_flagged():
+    x = torch.rand(3, 1, 8, 8, 8, generator=torch.Generator().manual_seed(0))
+    report = sanity_check(ConstantLogit(), x, "saliency")
+    assert not report.passed and report.status == STATUS_FAILED
+
+
+def test_a_fully_randomised_model_draws_maps_unlike_the_trained_one(toy):
+    """What a user sees: scramble every weight and Grad-CAM's picture must change."""
+    from scipy.stats import spearmanr
+
+    x = toy.test.x[:6]
+    trained = attribute(toy.model, x, "gradcam").maps
+    torch.manual_seed(123)
+    scrambled = build_model("cnn", channels=(4, 8)).eval()  # same architecture, random weights
+    random_maps = attribute(scrambled, x, "gradcam").maps
+    rho = [
+        spearmanr(a.ravel(), b.ravel()).statistic if np.ptp(b) > 0 else 0.0
+        for a, b in zip(trained, random_maps, strict=True)
+    ]
+    assert np.mean(rho) < 0.5
 
 
 def test_the_scorecard_compares_methods_on_the_same_nodules(toy):

@@ -134,3 +134,47 @@ def test_sanity_and_deletion_figures_draw_each_method():
     result = DeletionResult("saliency", curve, pd.DataFrame(), 0.2, 0.5)
     labels = [line.get_label() for line in deletion_figure([result]).axes[0].lines]
     assert labels == ["saliency (AUC 0.200)", "random order (AUC 0.500)"]
+
+
+def _lps_and_flipped_scans():
+    """An asymmetric LPS scan and the same patient stored RAS with z running head to feet."""
+    from nodulekit.data import Scan
+
+    rng = np.random.default_rng(3)
+    lps = rng.normal(-700, 200, (30, 34, 38)).astype(np.int16)
+    lps[10:14, 5:9, 30:36] = 60  # a blob left, anterior, inferior of the middle
+    spacing = np.array([1.0, 1.0, 1.5])
+    origin = np.array([-20.0, 10.0, -50.0])
+    scan = Scan(lps, origin=tuple(origin), spacing=tuple(spacing))
+    shape_xyz = np.array(lps.shape[::-1])
+    far = origin + spacing * (shape_xyz - 1)  # the world corner the flipped arrays start from
+    flipped = Scan(
+        np.ascontiguousarray(lps[::-1, ::-1, ::-1]),
+        origin=(far[0], far[1], far[2]),
+        spacing=tuple(spacing),
+        direction=(-1, 0, 0, 0, -1, 0, 0, 0, -1),
+    )
+    return scan, flipped
+
+
+def test_a_crop_of_a_flipped_scan_shows_the_same_picture_as_of_the_lps_scan():
+    from nodulekit.preprocess import crop
+
+    scan, flipped = _lps_and_flipped_scans()
+    centre = scan.voxel_to_world(np.array([12.0, 8.0, 31.0]))
+    nodule_xyz = scan.voxel_to_world(np.array([12.3, 7.2, 32.7]))
+    assert np.allclose(flipped.voxel_to_world(flipped.world_to_voxel(nodule_xyz)), nodule_xyz)
+    pictures, figures = [], []
+    for source in (scan, flipped):
+        cut = crop(source, centre, 16.0, (12, 12, 12))
+        amap = (cut.array.astype(np.float32) + 1000.0) / 1000.0  # follows the anatomy
+        kwargs = dict(signed=False, nodule_center_zyx_vox=cut.world_to_voxel(nodule_xyz))
+        pictures.append(explain_rgb(cut, amap, nodule_diameter_mm=4.0, **kwargs))
+        fig = explain_figure(cut, amap, method="saliency", nodule_diameter_mm=4.0, **kwargs)
+        figures.append([ax.images[0].get_array().copy() for ax in fig.axes[:3]])
+    lps_cut = crop(scan, centre, 16.0, (12, 12, 12))
+    assert not np.array_equal(lps_cut.array, crop(flipped, centre, 16.0, (12, 12, 12)).array)
+    np.testing.assert_allclose(pictures[0], pictures[1], atol=1)  # not mirrored, not upside down
+    assert (np.all(pictures[0] == OUTLINE_COLOR, axis=-1)).any()
+    for lps_plane, flipped_plane in zip(*figures, strict=True):
+        np.testing.assert_allclose(lps_plane, flipped_plane, atol=1e-3)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from pathlib import Path
 
@@ -15,6 +16,17 @@ from nodulekit.explain import CandidateExplanations, attribute
 from nodulekit.models import build_model
 from nodulekit.widgets import ExplainExplorer
 from tests.train.conftest import make_fake_cache
+
+NO_IPYNIIVUE = (
+    "ipyniivue (the offline 3D viewer) is not installed in this environment: "
+    "`pip install ipyniivue` to test explain_3d"
+)
+
+
+def needs_ipyniivue() -> None:
+    """Skip, saying why, where the 3D viewer is missing (a user's environment may lack it)."""
+    pytest.importorskip("ipyniivue", reason=NO_IPYNIIVUE)
+
 
 FAST = {"occlusion": {"window_vox": 8, "stride_vox": 8}, "integrated_gradients": {"n_steps": 4}}
 
@@ -134,6 +146,7 @@ def test_from_predictions_cuts_crops_from_the_sample_scan(sample_dir):
 
 
 def test_the_3d_view_holds_ct_heat_map_and_nodule_on_one_grid():
+    needs_ipyniivue()
     import SimpleITK as sitk
 
     from nodulekit.data import Scan
@@ -217,6 +230,7 @@ def test_the_3d_view_and_the_explorer_draw_offline_in_jupyterlab(tmp_path):
 
     if not CHROMIUM.is_file():
         pytest.skip(f"no Chromium at {CHROMIUM}: install it with `apt-get install -y chromium`")
+    needs_ipyniivue()
     from playwright.sync_api import sync_playwright
 
     work, home = tmp_path / "work", tmp_path / "home"
@@ -259,3 +273,15 @@ def test_the_3d_view_and_the_explorer_draw_offline_in_jupyterlab(tmp_path):
         finally:
             browser.close()
     assert refused == [], f"requests off this machine: {refused[:5]}"
+
+
+def test_without_ipyniivue_the_3d_test_skips_and_explain_3d_says_what_to_install(monkeypatch):
+    from nodulekit.data import Scan
+    from nodulekit.widgets.explain_explorer import explain_3d
+
+    monkeypatch.setitem(sys.modules, "ipyniivue", None)  # as if not installed
+    with pytest.raises(pytest.skip.Exception, match=r"ipyniivue .* is not installed"):
+        needs_ipyniivue()
+    scan = Scan(np.zeros((8, 8, 8), np.int16), origin=(0.0, 0.0, 0.0), spacing=(1.0, 1.0, 1.0))
+    with pytest.raises(ImportError, match=r"needs ipyniivue.*pip install ipyniivue"):
+        explain_3d(scan, center_xyz_mm=(4.0, 4.0, 4.0), region_mm=4.0)

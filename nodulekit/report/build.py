@@ -139,7 +139,7 @@ def explain_findings(
     table = findings[[*COORDS, "probability"]].assign(seriesuid=str(scan.seriesuid))
     explanations = CandidateExplanations(
         model, table, crops=np.stack([c.array for c in crops]), size_mm=size_mm,
-        shape_zyx=shape, device=device,
+        shape_zyx=shape, device=device, config=config,
     )  # fmt: skip
     report = explanations.check(method, n_crops=min(8, len(crops))) if sanity else None
     by_row = {int(r): i for i, r in enumerate(explanations.table["row"])}

@@ -146,7 +146,7 @@ class ReportApp(widgets.VBox):
         table = self.findings[[*COORDS, "probability"]].assign(seriesuid=uid)
         explanations = CandidateExplanations(
             self.model, table, data_root=self.data, size_mm=self.size_mm,
-            shape_zyx=self.shape_zyx, device=self.device,
+            shape_zyx=self.shape_zyx, device=self.device, config=self.config,
         )  # fmt: skip
         if self.check and len(table):
             self.status.value = "<i>checking whether the heat maps can be trusted…</i>"

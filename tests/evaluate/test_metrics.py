@@ -121,3 +121,14 @@ def test_size_bands_and_per_band_metrics():
     assert small["auc"] == pytest.approx(
         roc_auc_score([1, 1, 0, 0, 0, 0], [0.9, 0.2, 0.1, 0.3, 0.5, 0.4])
     )
+
+
+def test_the_evaluate_package_exports_detection():
+    import nodulekit.evaluate as evaluate
+    from nodulekit.evaluate.detect_all import detect_dataset
+    from nodulekit.evaluate.froc import froc_by_group
+
+    for name in ("detect_scan", "candidate_points", "detect_dataset", "froc_by_group"):
+        assert name in evaluate.__all__ and name in dir(evaluate)
+    assert evaluate.detect_dataset is detect_dataset
+    assert evaluate.froc_by_group is froc_by_group

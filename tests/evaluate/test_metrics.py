@@ -130,5 +130,6 @@ def test_the_evaluate_package_exports_detection():
 
     for name in ("detect_scan", "candidate_points", "detect_dataset", "froc_by_group"):
         assert name in evaluate.__all__ and name in dir(evaluate)
+    assert sorted(evaluate.__all__) == sorted(evaluate._LAZY)
     assert evaluate.detect_dataset is detect_dataset
     assert evaluate.froc_by_group is froc_by_group

@@ -66,7 +66,7 @@ def check_manifest(parts: Path, manifest: dict[str, Any], *, overwrite: bool = F
     path = parts / "manifest.json"
     old = json.loads(path.read_text()) if path.is_file() else None
     stale = sorted(parts.glob("*.csv"))
-    if old is None and not stale:
+    if not stale:  # nothing to reuse
         return
     if old != manifest and not overwrite:
         raise OutputExistsError(

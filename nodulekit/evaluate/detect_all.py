@@ -141,7 +141,7 @@ def _run(tasks: list, checkpoint: str, device: str, workers: int, progress: bool
         return
     import multiprocessing as mp
 
-    threads = max(1, (os.cpu_count() or 1) // workers) if device == "cpu" else 1
+    threads = max(1, (os.cpu_count() or 1) // workers)  # the CPUs shared by the workers
     context = mp.get_context("spawn")  # safe with torch and CUDA
     with context.Pool(workers, _init_worker, (checkpoint, device, threads)) as pool:
         for _ in _progress(pool.imap_unordered(_detect_one, tasks), progress, len(tasks)):

@@ -314,7 +314,8 @@ def evaluate(
         Optional[list[int]],  # noqa: UP045
         typer.Option(
             help="Evaluate the scans of these subsets (repeat the option); default: "
-            "the checkpoint's test subsets, or every series of seriesuids.csv."
+            "the run's test subsets (required when it held none out), or every series of "
+            "seriesuids.csv (--predictions)."
         ),
     ] = None,
     crop_size_mm: Annotated[
@@ -324,6 +325,13 @@ def evaluate(
     resamples: Annotated[int, typer.Option(help="Bootstrap resamples of scans.")] = 1000,
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
     device: Annotated[str, typer.Option(help="auto (CUDA, MPS, CPU), cpu, cuda...")] = "auto",
+    threshold: Annotated[
+        Optional[float],  # noqa: UP045
+        typer.Option(
+            help="Probability threshold of accuracy/recall/F1 (--checkpoint); default: the "
+            "validation's best-F1 threshold of the checkpoint's epoch, as in test_metrics.json."
+        ),
+    ] = None,
 ) -> None:
     """Evaluate a checkpoint (--checkpoint) or any submission (--predictions): LUNA16 FROC
     and CPM with bootstrap intervals, classification metrics, figures, the error gallery."""
@@ -332,11 +340,13 @@ def evaluate(
 
     if (checkpoint is None) == (predictions is None):
         raise typer.BadParameter("give --checkpoint or --predictions (one of them)")
+    if threshold is not None and predictions is not None:
+        raise typer.BadParameter("--threshold applies to --checkpoint (a submission has no labels)")
     try:
         if checkpoint is not None:
             result = evaluate_checkpoint(
                 checkpoint, data, out=out, subsets=subsets, crop_size_mm=crop_size_mm,
-                n_resamples=resamples, seed=seed, device=device,
+                n_resamples=resamples, seed=seed, device=device, threshold=threshold,
             )  # fmt: skip
         else:
             result = evaluate_predictions(
@@ -352,6 +362,7 @@ def evaluate(
         from nodulekit.evaluate.metrics import format_table
 
         typer.echo(format_table(result.classification))
+        typer.echo(f"threshold {result.threshold:.4g} ({result.threshold_source})")
     typer.echo(result.summary())
     if out is not None:
         typer.echo(f"wrote {out}/ (metrics.json, froc.csv, froc.png, errors.csv, ...)")

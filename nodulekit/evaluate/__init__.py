@@ -8,7 +8,33 @@ Names load on first use (torch is imported only by the functions that score with
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover - what editors and type checkers see
+    from nodulekit.evaluate.detect import candidate_points, detect_scan
+    from nodulekit.evaluate.detect_all import detect_dataset
+    from nodulekit.evaluate.froc import FP_PER_SCAN, FrocResult, froc, froc_by_group
+    from nodulekit.evaluate.gallery import error_crops, error_table
+    from nodulekit.evaluate.metrics import (
+        bootstrap_metrics,
+        calibration_table,
+        choose_threshold,
+        class_balance,
+        classification_metrics,
+        confusion_counts,
+        curve_bands,
+        format_table,
+        metrics_by_group,
+        paper_table,
+        size_band,
+    )
+    from nodulekit.evaluate.predictions import (
+        check_predictions,
+        read_predictions,
+        write_predictions,
+    )
+    from nodulekit.evaluate.run import Evaluation, evaluate_checkpoint, evaluate_predictions
+    from nodulekit.evaluate.scoring import crop_geometry, load_model, score_crops
 
 _LAZY = {
     "classification_metrics": "nodulekit.evaluate.metrics",
@@ -21,6 +47,10 @@ _LAZY = {
     "size_band": "nodulekit.evaluate.metrics",
     "metrics_by_group": "nodulekit.evaluate.metrics",
     "froc": "nodulekit.evaluate.froc",
+    "froc_by_group": "nodulekit.evaluate.froc",
+    "detect_scan": "nodulekit.evaluate.detect",
+    "candidate_points": "nodulekit.evaluate.detect",
+    "detect_dataset": "nodulekit.evaluate.detect_all",
     "FrocResult": "nodulekit.evaluate.froc",
     "FP_PER_SCAN": "nodulekit.evaluate.froc",
     "read_predictions": "nodulekit.evaluate.predictions",
@@ -38,7 +68,37 @@ _LAZY = {
     "score_crops": "nodulekit.evaluate.scoring",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = [  # the same names as _LAZY (a test checks)
+    "FP_PER_SCAN",
+    "Evaluation",
+    "FrocResult",
+    "bootstrap_metrics",
+    "calibration_table",
+    "candidate_points",
+    "check_predictions",
+    "choose_threshold",
+    "class_balance",
+    "classification_metrics",
+    "confusion_counts",
+    "crop_geometry",
+    "curve_bands",
+    "detect_dataset",
+    "detect_scan",
+    "error_crops",
+    "error_table",
+    "evaluate_checkpoint",
+    "evaluate_predictions",
+    "format_table",
+    "froc",
+    "froc_by_group",
+    "load_model",
+    "metrics_by_group",
+    "paper_table",
+    "read_predictions",
+    "score_crops",
+    "size_band",
+    "write_predictions",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -26,7 +26,8 @@ import numpy as np
 import pandas as pd
 
 from nodulekit.evaluate._bootstrap import percentile_interval, series_weights
-from nodulekit.train.metrics import binary_metrics
+from nodulekit.train.metrics import SIZE_BAND_NAMES, binary_metrics
+from nodulekit.train.metrics import size_band as size_band  # the ONE definition, re-exported
 
 THRESHOLD_METRICS = (
     "accuracy",
@@ -37,7 +38,6 @@ THRESHOLD_METRICS = (
     "f1",
 )
 METRICS = (*THRESHOLD_METRICS, "auc", "ap")
-SIZE_BANDS_MM = ((0.0, 6.0, "<6 mm"), (6.0, 10.0, "6-10 mm"), (10.0, 20.0, "10-20 mm"))
 PERCENT_METRICS = {"accuracy", "balanced_accuracy", "precision", "recall", "specificity"}
 
 
@@ -292,25 +292,6 @@ def format_table(metrics: pd.DataFrame) -> str:
     return head + "\n" + paper_table(metrics).drop(columns=["n", "series"]).to_string(index=False)
 
 
-def size_band(diameter_mm) -> np.ndarray:
-    """LUNA16-style size band of each diameter: ``<6 mm``, ``6-10 mm``, ``10-20 mm``, ``>20 mm``.
-
-    NaN or negative diameters (unknown size, non-nodules) give ``""``.
-
-    Examples
-    --------
-    >>> size_band([3.5, 6.0, 10.0, 20.0, 23.4, float("nan")]).tolist()
-    ['<6 mm', '6-10 mm', '10-20 mm', '10-20 mm', '>20 mm', '']
-    """
-    d = np.asarray(diameter_mm, dtype=float)
-    out = np.full(d.shape, "", dtype=object)
-    for low, high, name in SIZE_BANDS_MM:
-        out[(d >= low) & (d < high)] = name
-    out[d == 20.0] = "10-20 mm"
-    out[d > 20.0] = ">20 mm"
-    return out
-
-
 def metrics_by_group(
     labels,
     probabilities,
@@ -348,7 +329,7 @@ def metrics_by_group(
 
 
 def _band_order(name: str) -> tuple[int, str]:
-    order = [band[2] for band in SIZE_BANDS_MM] + [">20 mm"]
+    order = list(SIZE_BAND_NAMES)
     return (order.index(name) if name in order else len(order), name)
 
 

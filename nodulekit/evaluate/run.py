@@ -26,7 +26,9 @@ this one.
 from __future__ import annotations
 
 import json
+import math
 import os
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +54,8 @@ class Evaluation:
     gallery_rows: pd.DataFrame | None = None
     gallery_crops: list = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
+    threshold: float | None = None
+    threshold_source: str = "none: FROC and CPM sweep every threshold"
 
     def summary(self) -> str:
         """One line with the CPM (and AUC when candidates were classified)."""
@@ -98,9 +102,18 @@ def write_froc(result: Any, out: Path, files: list[Path]) -> None:
 
 
 def gallery(
-    evaluation: Evaluation, luna: Any, out: Path | None, *, n_false_positives: int = 8
+    evaluation: Evaluation,
+    luna: Any,
+    out: Path | None,
+    *,
+    n_false_positives: int = 8,
+    crops: bool | None = None,
 ) -> None:
-    """The error table (errors.csv) and crops of its rows whose scan is on disk (at most 12)."""
+    """The error table (errors.csv) and crops of its rows whose scan is on disk (at most 12).
+
+    ``crops`` (default: when ``out`` is given, i.e. figures will be drawn) cuts the crops of
+    the error gallery figure: up to 12 full scans are read for them.
+    """
     from nodulekit.evaluate.gallery import error_crops, error_table
 
     table = error_table(evaluation.froc, luna.excluded, n_false_positives=n_false_positives)
@@ -110,7 +123,9 @@ def gallery(
     on_disk = table[table["seriesuid"].isin(set(luna.scans["seriesuid"]))].head(12)
     on_disk = on_disk.sort_values("seriesuid", kind="stable").reset_index(drop=True)
     evaluation.gallery_rows = on_disk
-    evaluation.gallery_crops = error_crops(on_disk, luna.load) if len(on_disk) else []
+    if crops is None:
+        crops = out is not None
+    evaluation.gallery_crops = error_crops(on_disk, luna.load) if crops and len(on_disk) else []
 
 
 def evaluate_predictions(
@@ -122,12 +137,15 @@ def evaluate_predictions(
     n_resamples: int = 1000,
     seed: int = 0,
     errors: bool = True,
+    gallery_crops: bool | None = None,
 ) -> Evaluation:
     """FROC/CPM of a LUNA16 submission against the tables of ``data`` (a LUNA16 root).
 
     ``subsets``: evaluate only the scans on disk in those subsets (default: every series of
     ``seriesuids.csv``, as the challenge did). Writes the FROC files (and the error gallery)
-    into ``out`` when given.
+    into ``out`` when given. ``gallery_crops``: cut the error gallery's crops (default: when
+    ``out`` is given). A submission has no validation split: FROC and CPM use no threshold,
+    and metrics.json says so (``threshold`` null).
     """
     from nodulekit.data import Luna16
     from nodulekit.evaluate.froc import froc
@@ -148,14 +166,14 @@ def evaluate_predictions(
         _csv(evaluation.froc_size_bands, out / "froc_size_bands.csv", evaluation.files, index=False)
         _write_json(evaluation, out)
     if errors:
-        gallery(evaluation, luna, out)
+        gallery(evaluation, luna, out, crops=gallery_crops)
     return evaluation
 
 
 def _froc_bands(predictions: pd.DataFrame, luna: Any, scans: list[str]) -> pd.DataFrame:
     """CPM per nodule size band (`froc_by_group`)."""
     from nodulekit.evaluate.froc import froc_by_group
-    from nodulekit.evaluate.metrics import size_band
+    from nodulekit.train.metrics import size_band
 
     ann = luna.annotations
     return froc_by_group(predictions, ann, luna.excluded, scans, size_band(ann["diameter_mm"]))
@@ -181,6 +199,8 @@ def _write_json(evaluation: Evaluation, out: Path) -> None:
         "cpm_ci": list(result.cpm_ci),
         "counts": result.counts,
         "operating_points": result.operating_points.to_dict(orient="records"),
+        "threshold": evaluation.threshold,
+        "threshold_source": evaluation.threshold_source,
     }
     if evaluation.classification is not None:
         c = evaluation.classification
@@ -214,13 +234,68 @@ def attach_diameters(candidates: pd.DataFrame, annotations: pd.DataFrame) -> np.
     return out
 
 
-def _held_out(config: dict, luna: Any, subsets: Iterable[int] | None) -> list[int]:
-    if subsets is not None:
-        return sorted({int(s) for s in subsets})
-    test = config.get("test_subsets") or []
-    if test:
+def _held_out(
+    config: dict, luna: Any, subsets: Iterable[int] | None, checkpoint: Any = "checkpoint"
+) -> list[int]:
+    """The subsets to evaluate: ``subsets``, else the run's test subsets; never, silently,
+    the run's validation or training subsets (refused, or a warning naming them)."""
+    from nodulekit.train.data import choose_splits
+
+    present = sorted(int(v) for v in luna.scans["subset"].unique())
+    try:
+        val, test = choose_splits(present, config.get("val_subsets"), config.get("test_subsets"))
+    except NodulekitError:  # too few subsets here to tell the run's splits
+        val, test = (), tuple(config.get("test_subsets") or ())
+    if subsets is None:
+        if not test:
+            raise NodulekitError(
+                f"{checkpoint}: its run held out no test subset (test_subsets="
+                f"{config.get('test_subsets')!r}, validation on {list(val)}): evaluating it "
+                "would score data it was tuned on; pass --subsets with subsets the run neither "
+                "trained nor validated on"
+            )
         return sorted(int(s) for s in test)
-    return [int(luna.scans["subset"].max())]
+    chosen = sorted({int(s) for s in subsets})
+    seen_val = [s for s in chosen if s in val]
+    seen_train = [s for s in chosen if s not in val and s not in test and s in present]
+    if seen_val or seen_train:
+        warnings.warn(
+            f"{checkpoint}: evaluating on subset(s) the run saw: "
+            + "; ".join(
+                f"{name} {seen}"
+                for name, seen in (("validation", seen_val), ("training", seen_train))
+                if seen
+            )
+            + f". Figures on them flatter the model; its test subsets are {list(test)}",
+            UserWarning,
+            stacklevel=3,
+        )
+    return chosen
+
+
+def validation_threshold(checkpoint: str | os.PathLike) -> float | None:
+    """The best-F1 threshold chosen on validation at the checkpoint's epoch (``val_threshold``
+    in its metrics; else ``threshold`` of the run folder's test_metrics.json); None if none."""
+    from nodulekit.train.checkpoint import load_checkpoint
+
+    value = (load_checkpoint(checkpoint, map_location="cpu").get("metrics") or {}).get(
+        "val_threshold"
+    )
+    tested = Path(checkpoint).with_name("test_metrics.json")
+    if value is None and tested.is_file():
+        value = json.loads(tested.read_text()).get("threshold")
+    if value is None or not math.isfinite(float(value)):
+        return None
+    return float(value)
+
+
+def _operating_point(checkpoint: Any, threshold: float | None) -> tuple[float, str]:
+    if threshold is not None:
+        return float(threshold), "given"
+    chosen = validation_threshold(checkpoint)
+    if chosen is None:
+        return 0.5, "0.5, not tuned: the checkpoint records no validation threshold"
+    return chosen, "validation"
 
 
 def _classification(
@@ -269,18 +344,24 @@ def evaluate_checkpoint(
     subsets: Iterable[int] | None = None,
     crop_size_mm: float | None = None,
     crop_shape: tuple[int, int, int] | None = None,
-    threshold: float = 0.5,
+    threshold: float | None = None,
     batch_size: int = 128,
     device: str = "auto",
     n_resamples: int = 1000,
     seed: int = 0,
     cache_workers: int = 2,
     errors: bool = True,
+    gallery_crops: bool | None = None,
 ) -> Evaluation:
     """Score the held-out subsets' candidates with ``checkpoint`` and evaluate them.
 
-    ``subsets`` default to the checkpoint's ``test_subsets`` (else the last subset on disk).
-    Crops come from the training crop cache (built if needed) with the checkpoint's geometry;
+    ``subsets`` default to the run's test subsets; a run without any is refused (pass
+    ``subsets``), and ``subsets`` the run trained or validated on give a warning.
+    ``threshold`` (accuracy, recall, precision, F1...) defaults to the validation's best-F1
+    threshold of the checkpoint's epoch, as in the run's test_metrics.json (metrics.json says
+    ``threshold_source``: "validation" or "given"). Crops come from the run's crop cache
+    (``config["cache"]``; else ``<data>/.nodulekit-cache`` when the data is writable, else the
+    user's own cache folder), built if needed with the checkpoint's geometry;
     ``crop_size_mm``/``crop_shape`` that differ from it are refused (`CheckpointError`).
     """
     from nodulekit.data import Luna16
@@ -295,13 +376,16 @@ def evaluate_checkpoint(
         config, checkpoint=checkpoint, size_mm=crop_size_mm, shape_zyx=crop_shape
     )
     luna = Luna16(data, warn_missing=False)
-    chosen = _held_out(config, luna, subsets)
+    chosen = _held_out(config, luna, subsets, checkpoint)
     scans = scans_of_subsets(luna, chosen)
+    threshold, source = _operating_point(checkpoint, threshold)
     out_dir = Path(out) if out is not None else None
+    cache_dir = _cache_dir(config, data)
     cache = open_or_build_cache(
         TrainConfig(
             data=str(data),
-            out=str(out_dir or Path(data) / ".nodulekit-eval"),
+            out=str(cache_dir),
+            cache=str(cache_dir),
             crop_size_mm=size_mm,
             crop_shape=shape,
             cache_workers=cache_workers,
@@ -317,7 +401,7 @@ def evaluate_checkpoint(
     result = froc(
         predictions, luna.annotations, luna.excluded, scans, n_resamples=n_resamples, seed=seed
     )
-    evaluation = Evaluation(froc=result)
+    evaluation = Evaluation(froc=result, threshold=threshold, threshold_source=source)
     evaluation.froc_size_bands = _froc_bands(predictions, luna, scans)
     if out_dir is not None:
         evaluation.files.append(write_predictions(predictions, out_dir / "predictions.csv"))
@@ -330,7 +414,20 @@ def evaluate_checkpoint(
         threshold=threshold, n_resamples=n_resamples, seed=seed,
     )  # fmt: skip
     if errors:
-        gallery(evaluation, luna, out_dir)
+        gallery(evaluation, luna, out_dir, crops=gallery_crops)
     if out_dir is not None:
         _write_json(evaluation, out_dir)
     return evaluation
+
+
+def _cache_dir(config: dict, data: str | os.PathLike) -> Path:
+    """The run's crop cache when it was built from this data root; else training's default
+    (``<data>/.nodulekit-cache``) when the data is writable; else the user's own folder."""
+    from nodulekit.preprocess.cache import user_cache_dir
+
+    same_data = config.get("data") and Path(config["data"]).resolve() == Path(data).resolve()
+    if config.get("cache") and same_data:
+        return Path(config["cache"])
+    if os.access(data, os.W_OK):
+        return Path(data) / ".nodulekit-cache"
+    return user_cache_dir(data)

@@ -25,7 +25,7 @@ def load_model(checkpoint: str | os.PathLike, *, device: str = "auto") -> tuple[
     payload = load_checkpoint(checkpoint)
     config = dict(payload["config"])
     try:
-        model = build_model(config.get("model", "default"), **config.get("model_options", {}))
+        model = build_model(config.get("model", "cnn"), **config.get("model_options", {}))
         model.load_state_dict(payload["model"])
     except (RuntimeError, ValueError, TypeError) as error:
         raise CheckpointError(

@@ -193,7 +193,7 @@ def operating_point(metrics: dict[str, Any]) -> str:
 
 
 #: how the size bands of the test metrics read on screen
-SIZE_BAND_LABELS = {"lt6mm": "< 6 mm", "6to10mm": "6-10 mm", "gt10mm": "> 10 mm"}
+SIZE_BAND_LABELS = {"lt6mm": "< 6 mm", "6to10mm": "6-10 mm", "gt10mm": ">= 10 mm"}
 
 
 def size_band_recalls(metrics: dict[str, Any]) -> dict[str, str]:

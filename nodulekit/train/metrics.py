@@ -12,12 +12,38 @@ import math
 
 import numpy as np
 
-#: Size bands of nodules (diameter in mm): small ones are where models fail.
+#: The ONE definition of nodule size bands (diameter in mm), half-open ``[low, high)`` as in
+#: LUNA16 reports: ``<6``, ``6-10`` (6 <= d < 10), ``10-20`` (10 <= d < 20), ``>=20``. A
+#: 10.0 mm nodule is in ``10-20 mm``. Small nodules are where models fail.
+SIZE_BAND_NAMES: tuple[str, ...] = ("<6 mm", "6-10 mm", "10-20 mm", ">=20 mm")
+SIZE_BAND_EDGES_MM: tuple[float, ...] = (0.0, 6.0, 10.0, 20.0, float("inf"))
+
+#: The coarser bands of the training/test metrics (``recall_<key>``), on the same edges:
+#: ``gt10mm`` is ``10-20 mm`` and ``>=20 mm`` together (d >= 10).
 SIZE_BANDS_MM: dict[str, tuple[float, float]] = {
     "lt6mm": (0.0, 6.0),
     "6to10mm": (6.0, 10.0),
     "gt10mm": (10.0, float("inf")),
 }
+
+
+def size_band(diameter_mm) -> np.ndarray:
+    """Size band name of each diameter (`SIZE_BAND_NAMES`, half-open ``[low, high)``).
+
+    NaN or negative diameters (unknown size, non-nodules) give ``""``.
+
+    Examples
+    --------
+    >>> size_band([3.5, 6.0, 9.99, 10.0, 20.0, 23.4, float("nan")]).tolist()
+    ['<6 mm', '6-10 mm', '6-10 mm', '10-20 mm', '>=20 mm', '>=20 mm', '']
+    """
+    d = np.asarray(diameter_mm, dtype=float)
+    out = np.full(d.shape, "", dtype=object)
+    for name, low, high in zip(
+        SIZE_BAND_NAMES, SIZE_BAND_EDGES_MM[:-1], SIZE_BAND_EDGES_MM[1:], strict=True
+    ):
+        out[(d >= low) & (d < high)] = name
+    return out
 
 
 #: the keys of `binary_metrics`, in order
@@ -140,8 +166,8 @@ def recall_by_size(
 
     Keys ``recall_lt6mm``, ``recall_6to10mm``, ``recall_gt10mm`` (NaN for an empty band)
     and ``nodules_lt6mm``... (how many nodules of known diameter each band holds). A NaN
-    ``threshold`` (validation chose none) gives NaN recalls. Bands are
-    ``< 6``, ``6 - 10`` (both ends included) and ``> 10`` mm.
+    ``threshold`` (validation chose none) gives NaN recalls. Bands are half-open
+    ``[low, high)`` as in `size_band`: ``d < 6``, ``6 <= d < 10`` and ``d >= 10`` mm.
 
     Examples
     --------
@@ -156,8 +182,7 @@ def recall_by_size(
     d = np.asarray(diameters_mm, dtype=float).ravel()
     out: dict[str, float] = {}
     for name, (low, high) in SIZE_BANDS_MM.items():
-        inside = {"lt6mm": d < high, "6to10mm": (d >= low) & (d <= high), "gt10mm": d > low}
-        band = (y == 1) & inside[name]
+        band = (y == 1) & (d >= low) & (d < high)
         known = band.any() and not unknown
         out[f"recall_{name}"] = float(found[band].mean()) if known else float("nan")
         out[f"nodules_{name}"] = int(band.sum())

@@ -24,10 +24,10 @@ def checkpoint(tmp_path_factory):
     from nodulekit.models import build_model
     from nodulekit.train.checkpoint import save_checkpoint
 
-    config = {"model": "default", "model_options": {"channels": [4, 8]}, "crop_size_mm": 32.0,
+    config = {"model": "cnn", "model_options": {"channels": [4, 8]}, "crop_size_mm": 32.0,
               "crop_shape": [12, 12, 12]}  # fmt: skip
     path = tmp_path_factory.mktemp("ckpt") / "best.pt"
-    model = build_model("default", channels=[4, 8])
+    model = build_model("cnn", channels=[4, 8])
     return save_checkpoint(path, model=model, epoch=0, config=config)
 
 
@@ -63,6 +63,9 @@ def test_detect_a_dicom_folder_writes_no_patient_data(tmp_path, checkpoint):
     assert result.exit_code == 0, result.output
     marks = pd.read_csv(out)
     assert list(marks.columns) == ["seriesuid", "coordX", "coordY", "coordZ", "probability"]
+    assert len(marks) >= 1  # zero marks would make the privacy check below vacuous
+    text = out.read_text()
+    assert not [needle for needle in series.needles if needle and needle in text]
     assert find_in_tree(out.parent, series.needles) == []
 
 

@@ -90,23 +90,46 @@ def test_choose_threshold_targets():
         choose_threshold(y, p, target_recall=0.5, target_precision=0.5)
 
 
+def test_training_and_evaluation_agree_on_size_band_edges():
+    from nodulekit.train.metrics import recall_by_size
+
+    edges = np.array([5.99, 6.0, 9.99, 10.0, 19.99, 20.0])
+    bands = size_band(edges).tolist()
+    assert bands == ["<6 mm", "6-10 mm", "6-10 mm", "10-20 mm", "10-20 mm", ">=20 mm"]
+    r = recall_by_size(np.ones(6, int), np.ones(6), edges, 0.5)
+    counts = (r["nodules_lt6mm"], r["nodules_6to10mm"], r["nodules_gt10mm"])
+    assert counts == (bands.count("<6 mm"), bands.count("6-10 mm"), 3)  # 10.0 is not 6-10
+
+
 def test_size_bands_and_per_band_metrics():
     assert size_band([5.9, 6, 9.99, 10, 20, 20.1, -1]).tolist() == [
         "<6 mm",
         "6-10 mm",
         "6-10 mm",
         "10-20 mm",
-        "10-20 mm",
-        ">20 mm",
+        ">=20 mm",  # half-open [low, high): 20.0 opens the last band
+        ">=20 mm",
         "",
     ]
     y = np.array([1, 1, 1, 0, 0, 0, 0])
     p = np.array([0.9, 0.2, 0.8, 0.1, 0.3, 0.5, 0.4])
     groups = size_band([4.0, 4.5, 25.0, np.nan, np.nan, np.nan, np.nan])
     table = metrics_by_group(y, p, np.arange(7), groups, n_resamples=20)
-    assert table["group"].tolist() == ["<6 mm", ">20 mm"]
+    assert table["group"].tolist() == ["<6 mm", ">=20 mm"]
     small = table.set_index("group").loc["<6 mm"]
     assert small["nodules"] == 2 and small["recall"] == 0.5
     assert small["auc"] == pytest.approx(
         roc_auc_score([1, 1, 0, 0, 0, 0], [0.9, 0.2, 0.1, 0.3, 0.5, 0.4])
     )
+
+
+def test_the_evaluate_package_exports_detection():
+    import nodulekit.evaluate as evaluate
+    from nodulekit.evaluate.detect_all import detect_dataset
+    from nodulekit.evaluate.froc import froc_by_group
+
+    for name in ("detect_scan", "candidate_points", "detect_dataset", "froc_by_group"):
+        assert name in evaluate.__all__ and name in dir(evaluate)
+    assert sorted(evaluate.__all__) == sorted(evaluate._LAZY)
+    assert evaluate.detect_dataset is detect_dataset
+    assert evaluate.froc_by_group is froc_by_group

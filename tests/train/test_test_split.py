@@ -111,9 +111,10 @@ def test_metrics_with_given_thresholds_use_them_at_hand_computed_points():
     assert own["threshold"] == 0.3 and own["f1_best"] == pytest.approx(6 / 7)  # R 1, P .75
 
 
-def test_recall_by_size_bands_include_their_ends():
+def test_recall_by_size_bands_are_half_open():
     r = recall_by_size(
         np.array([1, 1, 1, 1]), np.array([0.9, 0.1, 0.9, 0.9]), np.array([5.9, 6, 10, 10.1]), 0.5
     )
-    assert (r["nodules_lt6mm"], r["nodules_6to10mm"], r["nodules_gt10mm"]) == (1, 2, 1)
-    assert r["recall_6to10mm"] == 0.5
+    # [low, high) as in LUNA16 reports: 6.0 is 6-10, 10.0 is >=10
+    assert (r["nodules_lt6mm"], r["nodules_6to10mm"], r["nodules_gt10mm"]) == (1, 1, 2)
+    assert r["recall_6to10mm"] == 0.0 and r["recall_gt10mm"] == 1.0

@@ -20,8 +20,8 @@ import pandas as pd
 
 from nodulekit.data import read_scan, write_scan
 from nodulekit.data.scan import Scan
+from nodulekit.viz import plane_png
 from nodulekit.widgets import ScanBrowser
-from nodulekit.widgets._viewer_logic import render_plane
 
 SAMPLE_UID = "1.3.6.1.4.1.14519.5.2.1.6279.6001.179049373636438705059720603192"
 
@@ -63,7 +63,8 @@ def redraw_figures(scan: Scan, nodules: pd.DataFrame) -> dict[str, float]:
         def one(plane=plane, axis=axis, counter=counter):
             index = list(centre)
             index[axis] = (centre[axis] + next(counter)) % scan.shape[axis]  # a new slice each time
-            render_plane(scan, plane, tuple(index), window="lung", nodules=nodules)
+            plane_png(scan, plane, index[axis], window="lung", nodules=nodules,
+                      crosshair_zyx=tuple(index))  # fmt: skip
 
         out[f"redraw {plane} slice (render + circles + crosshair + PNG)"] = timed(one, 30)
     return out

@@ -58,7 +58,7 @@ def info(
 ) -> None:
     """Describe a scan (size, spacing, origin, direction, HU range, its annotated nodules in world
     and voxel coordinates) or summarise a LUNA16 root."""
-    from nodulekit.data.info import describe_path
+    from nodulekit.data.info import describe_scan_file
     from nodulekit.data.luna16 import Luna16, is_luna16_root
     from nodulekit.errors import NodulekitError
 
@@ -69,7 +69,7 @@ def info(
             for key, value in summary.items():
                 typer.echo(f"{key.replace('_', ' '):<{width}}  {value}")
         else:
-            typer.echo(describe_path(path))
+            typer.echo(describe_scan_file(path))
     except NodulekitError as e:
         raise _fail(e) from e
 
@@ -136,6 +136,13 @@ def deid(
         bool,
         typer.Option("--random-salt", help="One-off run: pseudonyms and UIDs not reproducible."),
     ] = False,
+    skip_broken: Annotated[
+        bool,
+        typer.Option(
+            "--skip-broken",
+            help="Leave out (and list) truncated or corrupt DICOM files instead of refusing.",
+        ),
+    ] = False,
 ) -> None:
     """De-identify DICOM files (PS3.15 basic profile): names and IDs replaced by a pseudonym,
     identifiers and private tags removed, UIDs remapped, dates shifted per patient; pixels and
@@ -144,7 +151,13 @@ def deid(
     from nodulekit.errors import NodulekitError
 
     try:
-        report = deidentify_folder(in_dir, out_dir, salt=salt, random_salt=random_salt)
+        report = deidentify_folder(
+            in_dir,
+            out_dir,
+            salt=salt,
+            random_salt=random_salt,
+            broken="skip" if skip_broken else "error",
+        )
     except NodulekitError as e:
         raise _fail(e) from e
     typer.echo(str(report))

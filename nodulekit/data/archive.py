@@ -21,12 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO
 
+from nodulekit._files import atomic_write
 from nodulekit.errors import DiskSpaceError, UnsafeArchiveError
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _CHUNK = 1 << 20
 _PROGRESS_MIN_BYTES = 64 << 20  # show a bar for archives bigger than this
-_TMP_SUFFIX = ".nodulekit-partial"
 
 
 @dataclass(frozen=True)
@@ -146,17 +146,11 @@ def _check_tree(archive: Path, members: list[_Member]) -> None:
 
 
 def _write_atomic(source: IO[bytes], dest: Path, bar: object | None) -> None:
-    tmp = dest.with_name(f".{dest.name}{_TMP_SUFFIX}")
-    try:
-        with open(tmp, "wb") as out:
-            while chunk := source.read(_CHUNK):
-                out.write(chunk)
-                if bar is not None:
-                    bar.update(len(chunk))  # type: ignore[attr-defined]
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_write(dest, "wb", permissions=None) as out:  # the umask's mode, like unzip
+        while chunk := source.read(_CHUNK):
+            out.write(chunk)
+            if bar is not None:
+                bar.update(len(chunk))  # type: ignore[attr-defined]
 
 
 def check_free_space(folder: Path, needed_bytes: int, what: str) -> None:
@@ -241,7 +235,11 @@ def safe_extract(
                 if m.kind == "symlink":
                     os.symlink(m.link, dest)
                 elif m.kind == "hardlink":
-                    shutil.copyfile(target.joinpath(*m.link.split("/")), dest)
+                    with (
+                        open(target.joinpath(*m.link.split("/")), "rb") as source,
+                        atomic_write(dest, "wb", permissions=None) as out,
+                    ):
+                        shutil.copyfileobj(source, out, _CHUNK)
                 elif kind == "zip":
                     with handle.open(m.handle) as source:  # type: ignore[union-attr,arg-type]
                         _write_atomic(source, dest, bar)

@@ -28,6 +28,13 @@ The keyed hash is HMAC-SHA256 with a secret salt: the same salt gives the same U
 and date shifts on every run (new files of a patient join the old ones); without the salt
 nobody can recompute them from an original PatientID. Text burned into the pixels is *not*
 removed: look at the images before sharing them.
+
+Every file is read and checked before anything is written. A broken DICOM file (cut short, or
+whose pixel data is shorter than Rows x Columns x SamplesPerPixel x BitsAllocated/8 x
+NumberOfFrames) is never copied: re-saved, it would read as a whole slice padded with air where
+the original refuses to read. By default the run is refused naming each broken file; with
+``broken="skip"`` (``--skip-broken``) they are left out and listed in the report. A folder with
+no DICOM image at all is an error too, not an empty success.
 """
 
 from __future__ import annotations
@@ -43,6 +50,8 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from nodulekit._files import atomic_write
+from nodulekit.data.dicom import check_dicom_file
 from nodulekit.errors import DeidError
 
 SALT_ENV = "NODULEKIT_DEID_SALT"
@@ -115,6 +124,11 @@ class DeidReport:
     reproducible: bool = True
     burned_in_files: int = 0
     actions: dict[str, int] = field(default_factory=dict)
+    broken_files: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def files_broken(self) -> int:
+        return len(self.broken_files)
 
     def __str__(self) -> str:
         skipped = (
@@ -135,6 +149,12 @@ class DeidReport:
             lines.append(
                 "random salt: pseudonyms, UIDs and date shifts differ on every run "
                 "(pass --salt to make them reproducible)"
+            )
+        if self.broken_files:
+            lines.append(
+                f"warning: left out {len(self.broken_files)} broken DICOM file(s) (not copied; "
+                "their series will read as missing slices): "
+                + "; ".join(f"{path}: {why}" for path, why in self.broken_files)
             )
         if self.burned_in_files:
             lines.append(
@@ -338,6 +358,53 @@ def _mkdir_private(path: Path) -> None:
     path.chmod(0o700)
 
 
+BROKEN_HELP = (
+    "re-export or re-download the file, or move it out of the folder; or pass "
+    'broken="skip" (the CLI: --skip-broken) to leave broken files out, which makes their '
+    "series read as missing slices, never as a volume padded with air"
+)
+
+
+def _survey(in_dir: Path) -> tuple[list[Path], int, list[tuple[str, str]]]:
+    """Every file under ``in_dir``: DICOM images, count of others skipped, broken ones.
+
+    A file that says it is DICOM (``DICM`` after the preamble) but does not read, or whose
+    pixel data is incomplete, is broken; other unreadable files are simply not DICOM.
+    """
+    images: list[Path] = []
+    skipped = 0
+    broken: list[tuple[str, str]] = []
+    for path in sorted(p for p in in_dir.rglob("*") if p.is_file() and not p.is_symlink()):
+        ds, problem = check_dicom_file(path)
+        if problem:
+            broken.append((path.relative_to(in_dir).as_posix(), problem))
+        elif ds is None or "PixelData" not in ds or path.name.upper() == "DICOMDIR":
+            skipped += 1
+        else:
+            images.append(path)
+    return images, skipped, broken
+
+
+def _check_survey(
+    in_dir: Path, images: list, skipped: int, broken: list[tuple[str, str]], policy: str
+) -> None:
+    """Refuse a folder without DICOM images, and broken files unless told to skip them."""
+    if broken and policy == "error":
+        listed = "; ".join(f"{path}: {why}" for path, why in broken[:5])
+        more = f" (and {len(broken) - 5} more)" if len(broken) > 5 else ""
+        raise DeidError(
+            f"{in_dir}: {len(broken)} broken DICOM file(s), nothing written: {listed}{more}. "
+            f"{BROKEN_HELP[0].upper()}{BROKEN_HELP[1:]}"
+        )
+    if not images:
+        raise DeidError(
+            f"{in_dir}: no DICOM image files ({skipped + len(broken)} file(s) searched in all "
+            f"subfolders, none a readable DICOM file with pixel data"
+            + (f", {len(broken)} broken" if broken else "")
+            + "); give the folder that holds the .dcm files"
+        )
+
+
 def deidentify_folder(
     in_dir: str | Path,
     out_dir: str | Path,
@@ -345,8 +412,11 @@ def deidentify_folder(
     salt: str | bytes | None = None,
     log_path: str | Path | None = None,
     random_salt: bool = False,
+    broken: str = "error",
 ) -> DeidReport:
     """De-identify every DICOM file under ``in_dir`` into the new folder ``out_dir``.
+
+    Every file is read and checked before anything is written.
 
     Parameters
     ----------
@@ -365,6 +435,12 @@ def deidentify_folder(
         Default ``out_dir / "deid_log.csv"``.
     random_salt : bool, default False
         Use a random salt instead: a one-off run whose pseudonyms and UIDs cannot be reproduced.
+    broken : {"error", "skip"}
+        What to do with a broken DICOM file (one that says it is DICOM but does not read, or
+        whose pixel data is shorter than its header needs, see `nodulekit.data.dicom.check_dicom_file`):
+        refuse the whole run before writing anything (default), or leave the file out and
+        list it in `DeidReport.broken_files`. A broken file is never copied: a reader pads
+        missing pixels with zeros, so the copy would read better than its source.
 
     Returns
     -------
@@ -373,72 +449,80 @@ def deidentify_folder(
     Raises
     ------
     DeidError
-        Without a salt (saying how to make one), with a short salt, or when ``out_dir`` is
-        ``in_dir``, lies inside it, or is not empty.
+        Without a salt (saying how to make one), with a short salt, when ``out_dir`` is
+        ``in_dir``, lies inside it, or is not empty, when ``in_dir`` holds no DICOM image, or
+        (with ``broken="error"``) naming each broken file and why.
     """
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-
+    if broken not in ("error", "skip"):
+        raise ValueError(f'broken must be "error" or "skip", not {broken!r}')
     in_dir, out_dir = Path(in_dir).expanduser(), Path(out_dir).expanduser()
     log_path = Path(log_path).expanduser() if log_path else out_dir / "deid_log.csv"
     _check_folders(in_dir, out_dir, log_path)
     key, reproducible = _key(salt, random_salt)
-    keyed = _Keyed(key)
+    images, skipped, broken_files = _survey(in_dir)
+    _check_survey(in_dir, images, skipped, broken_files, broken)
     _mkdir_private(out_dir)
     _mkdir_private(log_path.parent)
-
-    written = skipped = burned_in = 0
-    patients: set[str] = set()
-    series: set[str] = set()
-    actions: Counter[str] = Counter()
+    tally = _Tally()
     with _open_private(log_path, "w") as log_file:
         log = csv.writer(log_file)
         log.writerow(["file", "tag", "attribute", "action"])
-        for path in sorted(p for p in in_dir.rglob("*") if p.is_file() and not p.is_symlink()):
-            try:
-                ds = pydicom.dcmread(path)
-            except (InvalidDicomError, OSError, ValueError, EOFError):
-                skipped += 1
-                continue
-            if "PixelData" not in ds or path.name.upper() == "DICOMDIR":
-                skipped += 1
-                continue
-            if str(ds.get("BurnedInAnnotation", "")).upper() == "YES":
-                burned_in += 1
-            patient = str(ds.get("PatientID", "") or ds.get("PatientName", "") or "")
-            changes: list[tuple[str, str, str]] = []
-            _clean(ds, keyed, patient, "", changes)
-            sop_uid = ds.get("SOPInstanceUID")
-            _clean_file_meta(ds.file_meta, keyed, sop_uid, changes)
-            _mark(ds)
-            ds.preamble = b"\0" * 128
-            pseudonym = keyed.pseudonym(patient)
-            series_uid = str(ds.get("SeriesInstanceUID", "") or "no-series")
-            folder = out_dir / pseudonym / series_uid
-            _mkdir_private(out_dir / pseudonym)
-            _mkdir_private(folder)
-            target = folder / f"{sop_uid or f'{written:06d}'}.dcm"
-            n = 1
-            while target.exists():
-                n += 1
-                target = folder / f"{sop_uid or f'{written:06d}'}_{n}.dcm"
-            with _open_private(target) as out:
-                ds.save_as(out)
-            relative = target.relative_to(out_dir).as_posix()
-            for tag_text, where, action in changes:
-                log.writerow([relative, tag_text, where, action])
-                actions[action] += 1
-            written += 1
-            patients.add(pseudonym)
-            series.add(series_uid)
+        for path in images:
+            _deidentify_file(path, out_dir, _Keyed(key), log, tally)
     return DeidReport(
         out_dir=out_dir,
-        files_written=written,
+        files_written=tally.written,
         files_skipped=skipped,
-        patients=len(patients),
-        series=len(series),
+        patients=len(tally.patients),
+        series=len(tally.series),
         log_path=log_path,
         reproducible=reproducible,
-        burned_in_files=burned_in,
-        actions=dict(actions),
+        burned_in_files=tally.burned_in,
+        actions=dict(tally.actions),
+        broken_files=tuple(broken_files),
     )
+
+
+@dataclass
+class _Tally:
+    written: int = 0
+    burned_in: int = 0
+    patients: set[str] = field(default_factory=set)
+    series: set[str] = field(default_factory=set)
+    actions: Counter[str] = field(default_factory=Counter)
+
+
+def _deidentify_file(path: Path, out_dir: Path, keyed: _Keyed, log: Any, tally: _Tally) -> None:
+    """De-identify one (already checked) DICOM image into ``out_dir``; log and count it."""
+    import pydicom
+
+    ds = pydicom.dcmread(path)
+    if str(ds.get("BurnedInAnnotation", "")).upper() == "YES":
+        tally.burned_in += 1
+    patient = str(ds.get("PatientID", "") or ds.get("PatientName", "") or "")
+    changes: list[tuple[str, str, str]] = []
+    _clean(ds, keyed, patient, "", changes)
+    sop_uid = ds.get("SOPInstanceUID")
+    _clean_file_meta(ds.file_meta, keyed, sop_uid, changes)
+    _mark(ds)
+    ds.preamble = b"\0" * 128
+    pseudonym = keyed.pseudonym(patient)
+    series_uid = str(ds.get("SeriesInstanceUID", "") or "no-series")
+    folder = out_dir / pseudonym / series_uid
+    _mkdir_private(out_dir / pseudonym)
+    _mkdir_private(folder)
+    stem = sop_uid or f"{tally.written:06d}"
+    target = folder / f"{stem}.dcm"
+    n = 1
+    while target.exists():
+        n += 1
+        target = folder / f"{stem}_{n}.dcm"
+    with atomic_write(target) as out:  # 0o600; a kill leaves no half file under its name
+        ds.save_as(out)
+    relative = target.relative_to(out_dir).as_posix()
+    for tag_text, where, action in changes:
+        log.writerow([relative, tag_text, where, action])
+        tally.actions[action] += 1
+    tally.written += 1
+    tally.patients.add(pseudonym)
+    tally.series.add(series_uid)

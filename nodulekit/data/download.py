@@ -22,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nodulekit._files import atomic_write, write_text_atomic
 from nodulekit.data.archive import check_free_space, safe_extract
 from nodulekit.data.checksums import file_digest, parse_checksum
 from nodulekit.errors import ChecksumError, DownloadError
@@ -428,6 +429,11 @@ def _stream(response, part: Path, *, append: bool, total: int | None, have: int,
             bar.close()
 
 
+def _copy_atomic(source: Path, dest: Path) -> None:
+    with open(source, "rb") as src, atomic_write(dest, "wb", permissions=None) as out:
+        shutil.copyfileobj(src, out, _CHUNK)
+
+
 def _extract_into(archive: Path, out_dir: Path, stem: str, *, progress: bool) -> Path:
     """Extract ``archive`` to ``out_dir/stem`` so the folder appears only when complete."""
     final = out_dir / stem
@@ -446,13 +452,13 @@ def _extract_into(archive: Path, out_dir: Path, stem: str, *, progress: bool) ->
     if len(entries) == 1 and entries[0].is_dir() and entries[0].name == stem:
         content = entries[0]
     marker = {"archive": archive.name, "files": len(files)}
-    (content / COMPLETE_MARKER).write_text(json.dumps(marker) + "\n")
+    write_text_atomic(content / COMPLETE_MARKER, json.dumps(marker) + "\n", permissions=None)
     os.replace(content, final)
     shutil.rmtree(staging, ignore_errors=True)
     for name in ROOT_TABLES:
         found = sorted(p for p in final.rglob(name) if "__MACOSX" not in p.parts)
         if found and not (out_dir / name).exists():
-            shutil.copyfile(found[0], out_dir / name)
+            _copy_atomic(found[0], out_dir / name)  # a half table would never be replaced
     return final
 
 

@@ -7,31 +7,31 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from nodulekit.data.luna16 import find_luna16_root
 from nodulekit.data.scan import Scan
 from nodulekit.data.tables import read_annotations
-
-
-def find_luna16_root(path: str | Path) -> Path | None:
-    """The LUNA16 root above a scan file (the folder holding ``annotations.csv``), if any."""
-    path = Path(path).resolve()
-    for folder in [path.parent, *path.parents][:3]:
-        if (folder / "annotations.csv").is_file():
-            return folder
-    return None
 
 
 def findings_in_scan(scan: Scan, table: pd.DataFrame) -> pd.DataFrame:
     """Rows of an annotation table for this scan, with voxel indices and an ``inside`` flag.
 
-    Adds ``index_z``, ``index_y``, ``index_x`` (nearest voxel) and ``inside``.
+    Adds ``index_zyx`` (the nearest voxel, a tuple of 3 ints in array order) and ``inside``.
+
+    Examples
+    --------
+    >>> scan = Scan(np.zeros((4, 5, 6), np.int16), (0, 0, 0), (1, 1, 2), seriesuid="1.2")
+    >>> table = pd.DataFrame({"seriesuid": ["1.2", "9"], "coordX": [3.4, 0], "coordY": [1, 0],
+    ...                       "coordZ": [4.2, 0], "diameter_mm": [5, 5]})
+    >>> findings_in_scan(scan, table)[["index_zyx", "inside"]].to_dict("records")
+    [{'index_zyx': (2, 1, 3), 'inside': True}]
     """
     rows = table.loc[table["seriesuid"] == scan.seriesuid].reset_index(drop=True)
     if rows.empty:
-        return rows.assign(index_z=[], index_y=[], index_x=[], inside=[])
+        return rows.assign(index_zyx=[], inside=[])
     xyz = rows[["coordX", "coordY", "coordZ"]].to_numpy(float)
     index = scan.world_to_index(xyz)
     inside = np.atleast_1d(scan.contains(scan.world_to_voxel(xyz)))
-    return rows.assign(index_z=index[:, 0], index_y=index[:, 1], index_x=index[:, 2], inside=inside)
+    return rows.assign(index_zyx=[tuple(int(v) for v in row) for row in index], inside=inside)
 
 
 def describe_scan(
@@ -72,14 +72,19 @@ def describe_scan(
             where = "" if row.inside else "  (OUTSIDE the volume)"
             lines.append(
                 f"  world (x, y, z) = ({row.coordX:.1f}, {row.coordY:.1f}, {row.coordZ:.1f}) mm"
-                f"  voxel (z, y, x) = ({row.index_z}, {row.index_y}, {row.index_x})"
+                f"  voxel (z, y, x) = {row.index_zyx}"
                 f"  diameter {row.diameter_mm:.1f} mm{where}"
             )
     return "\n".join(lines)
 
 
-def describe_path(path: str | Path) -> str:
-    """`describe_scan` for a file or DICOM folder, with the LUNA16 tables found above it."""
+def describe_scan_file(path: str | Path) -> str:
+    """`describe_scan` for a scan file or DICOM folder, with the LUNA16 tables found above it.
+
+    The tables are looked up with `nodulekit.data.luna16.find_luna16_root` (next to a
+    symbolic link, not its target). Not to be confused with the scan browser's one-line
+    description of what a path holds.
+    """
     from nodulekit.data.io import read_scan
 
     scan = read_scan(path)

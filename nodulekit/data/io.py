@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from nodulekit.data.dicom import find_dicom_series, read_dicom_series
+from nodulekit.data.mask import Mask
 from nodulekit.data.metaimage import check_header
 from nodulekit.data.scan import Scan
 from nodulekit.errors import ScanReadError
@@ -135,6 +136,37 @@ def _read_plain_mhd(path: Path, header: dict[str, str]) -> Scan:
         path=path,
         metadata={"format": "MetaImage"},
     )
+
+
+def read_mask(path: str | Path, *, name: str = "") -> Mask:
+    """Read a label volume (a ``.mhd``/``.mha`` or NIfTI file) as a uint8 `Mask` with its grid.
+
+    For example LUNA16's own lung masks, ``seg-lungs-LUNA16/<seriesuid>.mhd`` (labels 3 and 4:
+    the lungs, 5: airways): ``read_mask(path).array >= 3``. The series UID is the file name.
+
+    Raises
+    ------
+    ScanReadError
+        For a missing or unreadable file, or labels outside 0..255.
+    """
+    import SimpleITK as sitk
+
+    from nodulekit.errors import GeometryError
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ScanReadError(f"{path}: no such mask file; expected a .mhd, .mha, .nii or .nii.gz")
+    if path.name.lower().endswith(".mhd"):
+        check_header(path)
+    try:
+        image = sitk.ReadImage(str(path))
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[-1] if str(e).strip() else repr(e)
+        raise ScanReadError(f"{path}: SimpleITK cannot read this mask: {first}") from e
+    try:
+        return Mask.from_sitk(image, seriesuid=uid_from_filename(path), name=name)
+    except GeometryError as e:
+        raise ScanReadError(f"{path}: {e}") from e
 
 
 def write_scan(scan: Scan, path: str | Path, *, compress: bool = False) -> Path:

@@ -7,6 +7,7 @@ normal. `Luna16` says once how many are missing and works with what is there.
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import warnings
 from functools import cached_property
@@ -45,6 +46,31 @@ def is_luna16_root(path: str | Path) -> bool:
     if (path / "annotations.csv").is_file():
         return True
     return any(p.is_dir() and SUBSET_PATTERN.match(p.name) for p in path.iterdir())
+
+
+def find_luna16_root(path: str | Path) -> Path | None:
+    """The LUNA16 root a scan file sits in (the folder holding ``annotations.csv``), if any.
+
+    Looks in the scan's folder and the two above it (``ROOT/subsetN/UID.mhd``), next to the
+    path as given, not the file a symbolic link points to: a ``ROOT/subset0/UID.mhd`` that
+    links into shared storage belongs to ``ROOT``. Only when nothing is found there are the
+    folders above the link's target tried. The one lookup for the CLI's ``info``, the scan
+    browser and scripts.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from nodulekit.data import make_synthetic_luna16
+    >>> root = make_synthetic_luna16(tempfile.mkdtemp(), n_scans=1, size="tiny", progress=False)
+    >>> find_luna16_root(next(root.glob("subset*/*.mhd"))) == root
+    True
+    """
+    given = Path(os.path.abspath(Path(path).expanduser()))  # absolute, links kept
+    for start in (given, given.resolve()):
+        for folder in [start.parent, *start.parents][:3]:
+            if (folder / "annotations.csv").is_file():
+                return folder
+    return None
 
 
 class MissingScansWarning(UserWarning):

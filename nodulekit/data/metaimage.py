@@ -1,8 +1,14 @@
-"""Checks on MetaImage (``.mhd``) headers before SimpleITK reads them.
+"""MetaImage (``.mhd``) headers: the one parser, and checks before SimpleITK reads them.
+
+`read_header` is the project's only MetaImage header parser: anything that needs a header
+field without the voxels (a series table, a cache fingerprint, a browser listing) calls it,
+or `header_geometry` for the shape and spacing.
 
 SimpleITK reads a short ``.raw`` with a terse message or, for some versions, reads garbage
 past the end. LUNA16 users meet truncated downloads often, so the header is checked first and
-the error says which file is short, by how much, and what to do.
+the error says which file is short, by how much, and what to do. A data file that holds a
+whole number of voxels of *another* element type (a ``MET_FLOAT`` header over int16 data) is
+not a truncated download: the error says that the element type and the file size disagree.
 """
 
 from __future__ import annotations
@@ -28,9 +34,30 @@ ELEMENT_BYTES = {
 
 REQUIRED = ("NDims", "DimSize", "ElementType", "ElementDataFile")
 
+__all__ = ["ELEMENT_BYTES", "check_header", "header_geometry", "read_header"]
+
 
 def read_header(path: str | Path) -> dict[str, str]:
-    """Parse a MetaImage header into ``{key: value}`` strings (keys as written)."""
+    r"""Parse a MetaImage header into ``{key: value}`` strings (keys as written).
+
+    Reads at most the first 64 KiB and stops at ``ElementDataFile`` (the last header field;
+    inline data may follow). Values are left as text: ``"512 512 133"`` for ``DimSize``.
+    Nothing is checked; `check_header` checks the fields against the data file.
+
+    Raises
+    ------
+    ScanReadError
+        When the file cannot be read.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "a.mhd"
+    >>> _ = path.write_text("NDims = 3\nDimSize = 4 3 2\nElementType = MET_SHORT\n"
+    ...                     "ElementSpacing = 0.7 0.7 2.5\nElementDataFile = a.raw\n")
+    >>> read_header(path)["DimSize"]
+    '4 3 2'
+    """
     path = Path(path)
     try:
         text = path.read_bytes()[:65536].decode("latin-1")
@@ -45,6 +72,42 @@ def read_header(path: str | Path) -> dict[str, str]:
         if key.strip() == "ElementDataFile":
             break  # data may follow (LOCAL); nothing after it is header
     return header
+
+
+def header_geometry(
+    header: dict[str, str] | str | Path, *, source: str = "header"
+) -> tuple[tuple[int, int, int], tuple[float, float, float]]:
+    """``(shape_zyx, spacing_zyx_mm)`` of a 3D MetaImage from its header alone, no voxels read.
+
+    ``header`` is a parsed header (`read_header`) or the path of a ``.mhd``/``.mha`` file.
+    ``ElementSpacing`` (or ``ElementSize``) defaults to 1 mm when absent, as in ITK.
+
+    Examples
+    --------
+    >>> header_geometry({"DimSize": "512 512 133", "ElementSpacing": "0.7 0.7 2.5"})
+    ((133, 512, 512), (2.5, 0.7, 0.7))
+    """
+    if not isinstance(header, dict):
+        source = str(header)
+        header = read_header(header)
+    try:
+        nx, ny, nz = (int(v) for v in header["DimSize"].split())
+        spacing = header.get("ElementSpacing", header.get("ElementSize", "1 1 1"))
+        sx, sy, sz = (float(v) for v in spacing.split())
+    except (KeyError, ValueError) as e:
+        raise ScanReadError(
+            f"{source}: needs DimSize and ElementSpacing of 3 numbers each, found "
+            f"DimSize = {header.get('DimSize')!r}, ElementSpacing = {header.get('ElementSpacing')!r}"
+        ) from e
+    return (nz, ny, nx), (sz, sy, sx)
+
+
+def _other_element_types(actual: int, voxels: int, element: str) -> list[str]:
+    """Element types whose size times ``voxels`` is exactly ``actual`` bytes (not ``element``)."""
+    if voxels <= 0 or actual % voxels:
+        return []
+    size = actual // voxels
+    return [name for name, n in ELEMENT_BYTES.items() if n == size and name != element]
 
 
 def check_header(path: str | Path) -> dict[str, str]:
@@ -97,6 +160,23 @@ def check_header(path: str | Path) -> dict[str, str]:
     if header_size == -1:  # data at the end of the file, after any header bytes
         header_size = max(0, data_path.stat().st_size - expected)
     actual = data_path.stat().st_size - header_size
+    voxels = dims[0] * dims[1] * dims[2] * channels
+    others = _other_element_types(actual, voxels, element) if actual != expected else []
+    if others:
+        fits = " or ".join(others[:2])
+        raise ScanReadError(
+            f"{path}: the element type and the file size disagree: ElementType = {element} is "
+            f"{ELEMENT_BYTES[element]} bytes per voxel ({expected:,} bytes for DimSize = "
+            f"{' '.join(map(str, dims))}), but {data_path.name} holds {actual:,} bytes, exactly "
+            f"{actual // voxels} per voxel ({fits}); the data was written with another type "
+            f"than the header says: fix the ElementType line (MET_SHORT for int16 CT) or "
+            "write the scan again"
+            + (
+                "; if the header is right, the file was cut short: download it again"
+                if actual < expected
+                else ""
+            )
+        )
     if actual < expected:
         raise ScanReadError(
             f"{data_path}: truncated: holds {actual:,} bytes but {path.name} says DimSize = "

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nodulekit._checks import positive_triple
 from nodulekit.errors import GeometryError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -39,97 +40,72 @@ SAME_SPACE_MESSAGE = "Inputs do not occupy the same physical space"
 def _triple(value: Sequence[float], name: str) -> tuple[float, float, float]:
     arr = np.asarray(value, dtype=float).ravel()
     if arr.shape != (3,) or not np.all(np.isfinite(arr)):
-        raise GeometryError(f"{name} must be 3 finite numbers (x, y, z), not {value!r}")
+        raise GeometryError(f"{name} must be 3 finite numbers (x, y, z) in mm, not {value!r}")
     return (float(arr[0]), float(arr[1]), float(arr[2]))
 
 
-@dataclass(frozen=True, eq=False, repr=False)
-class Scan:
-    """A CT volume: int16 HU voxels indexed ``(z, y, x)`` plus where they sit in the world.
+def check_grid(
+    origin: Sequence[float], spacing: float | Sequence[float], direction: Sequence[float]
+) -> tuple[tuple[float, float, float], tuple[float, float, float], tuple[float, ...]]:
+    """``(origin, spacing, direction)`` checked and as plain float tuples.
 
-    Parameters
-    ----------
-    array : (Z, Y, X) ndarray of int16
-        Hounsfield units. Other integer or float arrays are refused; convert them with
-        ``np.rint(a).astype(np.int16)`` after checking their range.
-    origin : 3 floats
-        World position in mm (x, y, z, LPS) of the centre of voxel ``[0, 0, 0]``.
-    spacing : 3 floats
-        Voxel size in mm along the x, y and z array axes (file order, not array order).
-    direction : 9 floats, optional
-        Row-major 3 x 3 direction cosines, as ``SimpleITK.Image.GetDirection()`` gives them.
-    seriesuid : str, optional
-        The series instance UID (the LUNA16 ``seriesuid``).
-    path : path, optional
-        Where the scan was read from.
-    metadata : mapping, optional
-        Non-identifying acquisition facts (modality, slice thickness, kernel...).
+    The one check of a voxel grid, used by `Scan`, `Mask` and the crop's grid: origin is 3
+    finite numbers (mm), spacing one or 3 finite positive numbers (mm), direction a row-major
+    orthonormal 3 x 3 matrix (rotations and flips only). Raises `GeometryError` otherwise.
+    """
+    checked_origin = _triple(origin, "origin")
+    checked_spacing = positive_triple(spacing, "spacing")
+    flat = np.asarray(direction, dtype=float).ravel()
+    if flat.shape != (9,):
+        raise GeometryError(
+            f"direction must be 9 numbers (a row-major 3 x 3 matrix), not {direction!r}"
+        )
+    matrix = flat.reshape(3, 3)
+    if not (np.all(np.isfinite(matrix)) and np.abs(matrix.T @ matrix - np.eye(3)).max() <= 1e-4):
+        raise GeometryError(
+            f"direction must be orthonormal (rotations and flips only), not {matrix.tolist()}"
+        )
+    return checked_origin, checked_spacing, tuple(float(v) for v in flat)
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> scan = Scan(np.zeros((4, 5, 6), np.int16), origin=(10, 20, 30), spacing=(0.5, 0.5, 2))
-    >>> scan.shape
-    (4, 5, 6)
-    >>> scan.voxel_to_world((1, 2, 3))  # (z, y, x) in, (x, y, z) mm out
-    array([11.5, 21. , 32. ])
-    >>> scan.world_to_voxel((11.5, 21.0, 32.0))
-    array([1., 2., 3.])
+
+def rows_times_matrix(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """``points @ matrix`` for points ``(..., 3)``, summed in a fixed order.
+
+    Element-wise instead of BLAS, so that a point gives bit-for-bit the same result whether
+    it is mapped alone or in a batch of thousands (BLAS kernels change with the batch size).
+    """
+    p0, p1, p2 = points[..., 0:1], points[..., 1:2], points[..., 2:3]
+    return p0 * matrix[0] + p1 * matrix[1] + p2 * matrix[2]
+
+
+class VoxelGrid:
+    """World ⇄ voxel geometry of a ``(z, y, x)`` array: shared by `Scan`, `Mask` and `Crop`.
+
+    A subclass has ``array``, ``origin``, ``spacing`` and ``direction`` (checked with
+    `check_grid`); this class holds the one implementation of the mapping between them::
+
+        world_xyz = origin + direction @ (spacing * index_xyz)
     """
 
+    __slots__ = ()
     array: np.ndarray
     origin: tuple[float, float, float]
     spacing: tuple[float, float, float]
-    direction: tuple[float, ...] = IDENTITY_DIRECTION
-    seriesuid: str = ""
-    path: Path | None = None
-    metadata: Mapping[str, Any] = field(default_factory=dict)
+    direction: tuple[float, ...]
 
-    def __post_init__(self) -> None:
-        array = self.array
-        if not isinstance(array, np.ndarray):
-            raise TypeError(f"Scan array must be a numpy array, not {type(array).__name__}")
-        if array.ndim != 3:
-            raise GeometryError(
-                f"Scan array must have 3 dimensions (z, y, x), not {array.ndim} "
-                f"(shape {array.shape})"
-            )
-        if array.dtype != np.int16:
-            raise TypeError(
-                f"Scan array must hold int16 Hounsfield units, not {array.dtype}; "
-                "convert with np.rint(array).astype(np.int16) after checking the range"
-            )
-        origin = _triple(self.origin, "origin")
-        spacing = _triple(self.spacing, "spacing")
-        if min(spacing) <= 0:
-            raise GeometryError(f"spacing must be strictly positive (mm), not {spacing}")
-        direction = np.asarray(self.direction, dtype=float).ravel()
-        if direction.shape != (9,):
-            raise GeometryError(
-                f"direction must be 9 numbers (a row-major 3 x 3 matrix), not {self.direction!r}"
-            )
-        matrix = direction.reshape(3, 3)
-        if not np.allclose(matrix.T @ matrix, np.eye(3), atol=1e-4):
-            raise GeometryError(
-                f"direction must be orthonormal (rotations and flips only), not {matrix.tolist()}"
-            )
-        object.__setattr__(self, "origin", origin)
-        object.__setattr__(self, "spacing", spacing)
-        object.__setattr__(self, "direction", tuple(float(v) for v in direction))
-        object.__setattr__(self, "seriesuid", str(self.seriesuid))
-        if self.path is not None:
-            object.__setattr__(self, "path", Path(self.path))
-        object.__setattr__(self, "metadata", dict(self.metadata))
-
-    # -- shape and geometry -------------------------------------------------------------
     @property
     def shape(self) -> tuple[int, int, int]:
         """Array shape ``(z, y, x)``."""
         return tuple(int(n) for n in self.array.shape)  # type: ignore[return-value]
 
     @property
+    def spacing_zyx_mm(self) -> tuple[float, float, float]:
+        """Voxel size in mm in array order ``(z, y, x)`` (``spacing`` is in file order x, y, z)."""
+        return self.spacing[::-1]
+
+    @property
     def spacing_zyx(self) -> tuple[float, float, float]:
-        """Voxel size in mm in array order ``(z, y, x)``."""
+        """Old spelling of `spacing_zyx_mm`, kept while callers move to it."""
         return self.spacing[::-1]
 
     @property
@@ -166,7 +142,7 @@ class Scan:
             raise ValueError(f"world points must end in 3 values (x, y, z), not shape {pts.shape}")
         rel = pts - np.asarray(self.origin)
         # index_xyz = (D^T @ rel) / spacing; D is orthonormal so D^-1 = D^T
-        index_xyz = rel @ self.direction_matrix / np.asarray(self.spacing)
+        index_xyz = rows_times_matrix(rel, self.direction_matrix) / np.asarray(self.spacing)
         return index_xyz[..., ::-1].copy()
 
     def world_to_index(self, points_xyz_mm: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -179,16 +155,19 @@ class Scan:
         if idx.shape[-1:] != (3,):
             raise ValueError(f"voxel indices must end in 3 values (z, y, x), not shape {idx.shape}")
         scaled_xyz = idx[..., ::-1] * np.asarray(self.spacing)
-        return scaled_xyz @ self.direction_matrix.T + np.asarray(self.origin)
+        return rows_times_matrix(scaled_xyz, self.direction_matrix.T) + np.asarray(self.origin)
 
     def contains(self, index_zyx: Sequence[float] | np.ndarray) -> np.ndarray | bool:
-        """Whether (continuous) voxel indices ``(z, y, x)`` fall inside the volume."""
+        """Whether (continuous) voxel indices ``(z, y, x)`` fall inside the volume.
+
+        ITK's rule: within half a voxel of the outer voxel centres.
+        """
         idx = np.asarray(index_zyx, dtype=float)
         upper = np.asarray(self.shape, dtype=float) - 0.5
         inside = np.all((idx >= -0.5) & (idx < upper), axis=-1)
         return bool(inside) if inside.ndim == 0 else inside
 
-    def same_geometry(self, other: Scan, *, atol_mm: float = 1e-3) -> bool:
+    def same_geometry(self, other: VoxelGrid, *, atol_mm: float = 1e-3) -> bool:
         """Whether ``other`` has the same shape, origin, spacing and direction."""
         return (
             self.shape == other.shape
@@ -197,14 +176,94 @@ class Scan:
             and np.allclose(self.direction, other.direction, atol=1e-6)
         )
 
-    def check_same_geometry(self, other: Scan, *, atol_mm: float = 1e-3) -> None:
-        """Raise `GeometryError` unless ``other`` lies in the same physical space."""
+    def describe_grid(self) -> str:
+        """One line naming this grid: shape, spacing, origin and orientation (for errors)."""
+        sx, sy, sz = self.spacing
+        ox, oy, oz = self.origin
+        return (
+            f"shape_zyx={self.shape}, spacing_xyz_mm=({sx:.4g}, {sy:.4g}, {sz:.4g}), "
+            f"origin_xyz_mm=({ox:.2f}, {oy:.2f}, {oz:.2f}), direction={self.direction}"
+        )
+
+    def check_same_geometry(self, other: VoxelGrid, *, atol_mm: float = 1e-3) -> None:
+        """Raise `GeometryError` unless ``other`` lies in the same physical space.
+
+        The message names both grids, ``self``'s first, each under its type's name.
+        """
         if not self.same_geometry(other, atol_mm=atol_mm):
+            mine, theirs = type(self).__name__, type(other).__name__
+            if mine == theirs:
+                mine, theirs = f"first {mine}", f"second {theirs}"
             raise GeometryError(
-                f"{SAME_SPACE_MESSAGE}: shape {self.shape} vs {other.shape}, origin {self.origin} "
-                f"vs {other.origin}, spacing {self.spacing} vs {other.spacing}, direction "
-                f"{self.direction} vs {other.direction}"
+                f"{SAME_SPACE_MESSAGE}: {mine} grid {self.describe_grid()}; "
+                f"{theirs} grid {other.describe_grid()}"
             )
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Scan(VoxelGrid):
+    """A CT volume: int16 HU voxels indexed ``(z, y, x)`` plus where they sit in the world.
+
+    Parameters
+    ----------
+    array : (Z, Y, X) ndarray of int16
+        Hounsfield units. Other integer or float arrays are refused; convert them with
+        ``np.rint(a).astype(np.int16)`` after checking their range.
+    origin : 3 floats
+        World position in mm (x, y, z, LPS) of the centre of voxel ``[0, 0, 0]``.
+    spacing : 1 or 3 floats
+        Voxel size in mm along the x, y and z array axes (file order, not array order).
+    direction : 9 floats, optional
+        Row-major 3 x 3 direction cosines, as ``SimpleITK.Image.GetDirection()`` gives them.
+    seriesuid : str, optional
+        The series instance UID (the LUNA16 ``seriesuid``).
+    path : path, optional
+        Where the scan was read from.
+    metadata : mapping, optional
+        Non-identifying acquisition facts (modality, slice thickness, kernel...).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> scan = Scan(np.zeros((4, 5, 6), np.int16), origin=(10, 20, 30), spacing=(0.5, 0.5, 2))
+    >>> scan.shape, scan.spacing_zyx_mm
+    ((4, 5, 6), (2.0, 0.5, 0.5))
+    >>> scan.voxel_to_world((1, 2, 3))  # (z, y, x) in, (x, y, z) mm out
+    array([11.5, 21. , 32. ])
+    >>> scan.world_to_voxel((11.5, 21.0, 32.0))
+    array([1., 2., 3.])
+    """
+
+    array: np.ndarray
+    origin: tuple[float, float, float]
+    spacing: tuple[float, float, float]
+    direction: tuple[float, ...] = IDENTITY_DIRECTION
+    seriesuid: str = ""
+    path: Path | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        array = self.array
+        if not isinstance(array, np.ndarray):
+            raise TypeError(f"Scan array must be a numpy array, not {type(array).__name__}")
+        if array.ndim != 3:
+            raise GeometryError(
+                f"Scan array must have 3 dimensions (z, y, x), not {array.ndim} "
+                f"(shape {array.shape})"
+            )
+        if array.dtype != np.int16:
+            raise TypeError(
+                f"Scan array must hold int16 Hounsfield units, not {array.dtype}; "
+                "convert with np.rint(array).astype(np.int16) after checking the range"
+            )
+        origin, spacing, direction = check_grid(self.origin, self.spacing, self.direction)
+        object.__setattr__(self, "origin", origin)
+        object.__setattr__(self, "spacing", spacing)
+        object.__setattr__(self, "direction", direction)
+        object.__setattr__(self, "seriesuid", str(self.seriesuid))
+        if self.path is not None:
+            object.__setattr__(self, "path", Path(self.path))
+        object.__setattr__(self, "metadata", dict(self.metadata))
 
     # -- conversion ---------------------------------------------------------------------
     def with_array(self, array: np.ndarray) -> Scan:

@@ -3,18 +3,39 @@
 Layout of a cache folder (all folders user-only, 0o700)::
 
     out_dir/
-      params.json            the pointer: parameters, fingerprint, which data folder is live
-      data-<fp>/             immutable once in place (renamed in whole from a temp folder)
-        crops.npy            int16 HU, shape (N, D, H, W), opened with mmap_mode="r"
+      params.json            pointer to the data folder built or opened last (parameters too)
+      data-<fp>/             one per fingerprint, immutable once in place (renamed in whole
+        crops.npy            from a temp folder); int16 HU, shape (N, D, H, W), mmap_mode="r"
         index.csv            one row per crop (see CropCache.index)
-        params.json          the same parameters, for a data folder opened on its own
+        params.json          the parameters, for a data folder opened on its own
+        .readers             every open CropCache holds a shared lock on it; its date is the
+                             folder's last use
       shards-<fp>/<uid>.npz  per-scan results while a build runs (resume after interruption)
       .lock                  fcntl lock: one builder at a time
 
 The fingerprint is a sha256 of the crop parameters, the candidate table's contents, and for
-each scan its size plus a hash of its header and first and last MiB (not its date). A build
-with a different fingerprint makes a new data folder and switches ``params.json`` to it in
-one atomic ``os.replace``; readers see the old cache or the new one, never half of one.
+each scan its size plus a hash of its header and first and last MiB (not its date). Builds
+with other parameters (or other sources) make their own data folder beside the others, so a
+run still reading one set of crops keeps it while another run builds a second set.
+``CropCache.open(out_dir, expect=...)`` finds the data folder with the parameters asked for.
+
+Pruning: after each build, data folders beyond the ``keep`` most recently used are deleted,
+except those an open `CropCache` holds (in any process on this machine); a folder in use is
+never removed under a reader.
+
+After a kill: a finished scan's shard is kept and the next build resumes from it (the crops
+are the same as an uninterrupted build's); temporaries a kill left behind (a half-written
+``.data-*`` folder, ``*.tmp`` files) are deleted by the next build, under the lock. Worker
+processes watch their parent and exit when it dies. Workers are started with ``spawn``, which
+re-imports the calling script: a script must call `build_crop_cache` under
+``if __name__ == "__main__":`` (or use ``workers=0``); without that guard the build fails
+saying so rather than waiting forever.
+
+Where: ``out_dir=None`` puts the cache in the user's own cache folder,
+``$XDG_CACHE_HOME/nodulekit/crops/<data root name>-<hash of its path>`` (`user_cache_dir`;
+``~/.cache`` when XDG_CACHE_HOME is unset), so users sharing a data folder do not share (or
+trip over) each other's private caches. A cache folder the caller cannot use (another user's
+0o700 folder) is refused naming the folder, its owner and the fix.
 """
 
 from __future__ import annotations
@@ -27,16 +48,23 @@ import os
 import re
 import shutil
 import tempfile
+import threading
+import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from nodulekit.errors import CacheError, TableError, UnknownSeriesError
+from nodulekit._checks import positive_int_triple, positive_triple
+from nodulekit._files import atomic_write, write_text_atomic
+from nodulekit.data.metaimage import read_header
+from nodulekit.errors import CacheError, ScanReadError, TableError, UnknownSeriesError
+from nodulekit.preprocess.crop import DEFAULT_CROP_SHAPE_ZYX, DEFAULT_CROP_SIZE_MM
 
 CACHE_VERSION = 1
 INDEX_COLUMNS = [
@@ -52,6 +80,11 @@ INDEX_COLUMNS = [
     "candidate_row",
 ]
 _CHUNK = 1 << 20  # bytes hashed at each end of a source file
+# The training crop (nodulekit.train uses it): one set of defaults, crop()'s.
+DEFAULT_SIZE_MM = DEFAULT_CROP_SIZE_MM
+DEFAULT_SHAPE_ZYX = DEFAULT_CROP_SHAPE_ZYX
+KEEP_RECENT = 2  # data folders kept after a build, besides those in use (a LUNA16 cache is GBs)
+_PARENT_POLL_S = 0.2  # how often a worker checks that its parent still lives
 
 
 # -- small file helpers -----------------------------------------------------------------
@@ -62,19 +95,49 @@ def _mkdir_private(path: Path) -> Path:
     return path
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def user_cache_dir(data_root: str | Path) -> Path:
+    """The user's own crop-cache folder for a data root (the default of `build_crop_cache`).
+
+    ``$XDG_CACHE_HOME/nodulekit/crops/<root name>-<12 hex of its resolved path>``, with
+    ``~/.cache`` when ``XDG_CACHE_HOME`` is unset: private to the user, one per data root.
+
+    Examples
+    --------
+    >>> user_cache_dir("/data/luna16").name.startswith("luna16-")
+    True
+    """
+    root = Path(data_root).expanduser().resolve()
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    key = hashlib.sha256(str(root).encode()).hexdigest()[:12]
+    return base / "nodulekit" / "crops" / f"{root.name or 'root'}-{key}"
+
+
+def _data_root(scans: pd.DataFrame) -> Path:
+    """The folder holding every scan (above ``subsetN`` folders): what a cache is keyed by."""
+    folders = [Path(p).expanduser().resolve().parent for p in scans["path"]]
+    root = Path(os.path.commonpath(folders)) if folders else Path.cwd()
+    return root.parent if re.fullmatch(r"subset\d+", root.name) else root
+
+
+def _check_usable(folder: Path, scans: pd.DataFrame) -> None:
+    """Refuse a cache folder (or its nearest existing parent) that this user cannot write."""
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), folder)
+    if os.access(existing, os.R_OK | os.W_OK | os.X_OK):
+        return
     try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+        import pwd
+
+        owner = pwd.getpwuid(existing.stat().st_uid).pw_name
+    except (ImportError, KeyError, OSError):
+        owner = f"uid {existing.stat().st_uid}" if existing.exists() else "another user"
+    mode = oct(existing.stat().st_mode & 0o777) if existing.exists() else "?"
+    raise CacheError(
+        f"{folder}: cannot use this crop cache folder: {existing} belongs to {owner} (mode "
+        f"{mode}) and this user cannot write to it; crop caches are private to whoever built "
+        f"them. Give a folder of your own: --cache DIR on the command line, "
+        f"TrainConfig(cache=...), or build_crop_cache(..., out_dir=None) for your own "
+        f"cache folder, here {user_cache_dir(_data_root(scans))}"
+    )
 
 
 @contextlib.contextmanager
@@ -121,12 +184,12 @@ def source_fingerprint(path: str | Path) -> str:
         return digest.hexdigest()
     _hash_file(path, digest)
     if path.suffix.lower() == ".mhd":
-        text = path.read_text(errors="replace")
-        match = re.search(r"^\s*ElementDataFile\s*=\s*(.+?)\s*$", text, re.MULTILINE)
-        if match and match.group(1) not in ("LOCAL", "LIST") and "%" not in match.group(1):
-            data = path.parent / match.group(1)
-            if data.is_file():
-                _hash_file(data, digest)
+        with contextlib.suppress(ScanReadError):
+            name = read_header(path).get("ElementDataFile", "")
+            if name and name not in ("LOCAL", "LIST") and "%" not in name:
+                data = path.parent / name
+                if data.is_file():
+                    _hash_file(data, digest)
     return digest.hexdigest()
 
 
@@ -211,13 +274,9 @@ def _candidate_table(candidates: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def _params(size_mm: Any, shape_zyx: Sequence[int], pad_hu: float) -> dict[str, Any]:
-    size = [float(size_mm)] * 3 if np.isscalar(size_mm) else [float(v) for v in size_mm]
-    if len(size) != 3 or not all(np.isfinite(v) and v > 0 for v in size):
-        raise CacheError(f"size_mm must be one or 3 positive numbers (x, y, z), not {size_mm!r}")
-    shape = [int(n) for n in shape_zyx]
-    if len(shape) != 3 or min(shape) < 1:
-        raise CacheError(f"shape_zyx must be 3 positive integers (z, y, x), not {shape_zyx!r}")
+def _params(size_mm: Any, shape_zyx: Any, pad_hu: float) -> dict[str, Any]:
+    size = list(positive_triple(size_mm, "size_mm", error=CacheError))
+    shape = list(positive_int_triple(shape_zyx, "shape_zyx", error=CacheError))
     size_out: float | list[float] = size[0] if len(set(size)) == 1 else size
     return {
         "version": CACHE_VERSION,
@@ -249,28 +308,71 @@ def _crop_scan_task(
 ) -> tuple[str, int]:
     """Read one scan, crop all its candidates, write ``shard`` atomically. Runs in a worker."""
     from nodulekit.data.io import read_scan
-    from nodulekit.preprocess.crop import crop
+    from nodulekit.preprocess.crop import crop_many
 
     scan = read_scan(path)
     shape = tuple(params["shape_zyx"])
     crops = np.empty((len(centers_xyz), *shape), dtype=np.int16)
     outside = np.zeros(len(centers_xyz), dtype=bool)
     fraction = np.zeros(len(centers_xyz), dtype=np.float32)
-    for i, center in enumerate(centers_xyz):
-        c = crop(scan, center, params["size_mm"], shape, pad_hu=params["pad_hu"])
-        crops[i] = np.clip(np.rint(c.array), -32768, 32767).astype(np.int16)
-        outside[i] = not scan.contains(scan.world_to_voxel(center))
-        fraction[i] = c.outside_fraction
-    shard_path = Path(shard)
-    tmp = shard_path.with_name(f".{shard_path.stem}.{os.getpid()}.tmp.npz")
-    np.savez(tmp, crops=crops, outside=outside, outside_fraction=fraction)
-    os.replace(tmp, shard_path)
+    for lo in range(0, len(centers_xyz), 1024):  # batched (same values as crop()), bounded memory
+        part = np.asarray(centers_xyz[lo : lo + 1024], dtype=float).reshape(-1, 3)
+        batch = crop_many(scan, part, params["size_mm"], shape, pad_hu=params["pad_hu"])
+        crops[lo : lo + len(part)] = np.clip(np.rint(batch.arrays), -32768, 32767)
+        outside[lo : lo + len(part)] = ~np.atleast_1d(scan.contains(scan.world_to_voxel(part)))
+        fraction[lo : lo + len(part)] = batch.outside_fractions
+    with atomic_write(shard) as fh:
+        np.savez(fh, crops=crops, outside=outside, outside_fraction=fraction)
     return shard, int(outside.sum())
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """Worker initializer: a daemon thread ends this process once its parent is gone.
+
+    A killed parent cannot shut its pool down; without this its workers would finish their
+    scan and then wait for work forever (they hold both ends of the pool's queues).
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(_PARENT_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def _worker_pool(workers: int) -> ProcessPoolExecutor:
+    """The build's process pool: ``spawn`` (the caller may run torch or CUDA threads, which
+    ``fork`` can deadlock), each worker exiting when this process dies."""
+    return ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_exit_with_parent,
+        initargs=(os.getpid(),),
+    )
+
+
+def _refuse_while_spawning() -> None:
+    """Fail fast in a worker that is re-importing a script which builds at import time."""
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise CacheError(_NO_MAIN_GUARD)
+
+
+_NO_MAIN_GUARD = (
+    "build_crop_cache starts worker processes with 'spawn', which re-imports the script that "
+    "called it, and the script called it again while a worker was starting: put the code "
+    'that builds the cache (or trains) under `if __name__ == "__main__":`, or pass '
+    "workers=0 to build in this process"
+)
 
 
 # -- the cache -------------------------------------------------------------------------------
 class CropCache:
     """A built crop cache, opened read-only.
+
+    While it is open (until `close`, or garbage collection) it holds a shared lock on its
+    data folder, so that no build prunes the folder under it; copies pickled into DataLoader
+    workers reopen the memory map and rely on their parent's lock.
 
     Attributes
     ----------
@@ -292,6 +394,7 @@ class CropCache:
         self.index = index
         self.params = params
         self._crops: np.ndarray | None = None
+        self._reader_fd: int | None = None
 
     @property
     def crops(self) -> np.ndarray:
@@ -305,6 +408,7 @@ class CropCache:
     def __getstate__(self) -> dict[str, Any]:  # DataLoader workers reopen the memmap
         state = self.__dict__.copy()
         state["_crops"] = None
+        state["_reader_fd"] = None
         return state
 
     def __repr__(self) -> str:
@@ -315,6 +419,43 @@ class CropCache:
             f"fingerprint={self.params['fingerprint'][:12]})"
         )
 
+    def __enter__(self) -> CropCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown: modules may be gone already
+            pass
+
+    def close(self) -> None:
+        """Release the data folder (a later build may prune it); the crops stay readable
+        through an existing memory map."""
+        fd, self._reader_fd = getattr(self, "_reader_fd", None), None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def _hold(self) -> None:
+        """Take the shared reader lock of the data folder and mark it used now.
+
+        Raises FileNotFoundError when a build pruned the folder meanwhile (`open` retries).
+        """
+        fd = _reader_lock(self.folder, shared=True, wait=True)
+        if fd is None:
+            return
+        try:
+            same = os.stat(self.folder / ".readers").st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if not same:  # locked the file of a folder that was moved away to be deleted
+            os.close(fd)
+            raise FileNotFoundError(2, "pruned while opening", str(self.folder))
+        self._reader_fd = fd
+
     @classmethod
     def open(cls, folder: str | Path, *, expect: Mapping[str, Any] | None = None) -> CropCache:
         """Open a cache folder (as `build_crop_cache` wrote it, or one of its data folders).
@@ -323,8 +464,9 @@ class CropCache:
         ----------
         folder : path
         expect : mapping, optional
-            Parameters the caller needs (any of size_mm, shape_zyx, pad_hu, fingerprint);
-            a mismatch raises `CacheError` rather than handing out a cache of other crops.
+            Parameters the caller needs (any of size_mm, shape_zyx, pad_hu, fingerprint).
+            Of a cache folder's data folders, the one built last that has them is opened;
+            none raises `CacheError` rather than handing out a cache of other crops.
         """
         folder = Path(folder)
         for attempt in range(3):  # a builder may swap the data folder while we open it
@@ -336,6 +478,12 @@ class CropCache:
                         f"{folder}: not a complete crop cache ({e.filename} is missing); "
                         "build it with nodulekit.preprocess.build_crop_cache"
                     ) from e
+            except PermissionError as e:
+                raise CacheError(
+                    f"{folder}: cannot read this crop cache ({e.strerror}: {e.filename}); "
+                    "it belongs to another user: build your own with --cache DIR, "
+                    "TrainConfig(cache=...) or build_crop_cache(..., out_dir=None)"
+                ) from e
         raise AssertionError("unreachable")  # pragma: no cover
 
     @classmethod
@@ -344,27 +492,20 @@ class CropCache:
         data = folder / params["data"] if "data" in params else folder
         if data != folder:
             params = json.loads((data / "params.json").read_text())
-        if expect:
-            wrong = {
-                k: (v, params.get(k))
-                for k, v in expect.items()
-                if _normal(v) != _normal(params.get(k))
-            }
-            if wrong:
-                detail = ", ".join(
-                    f"{k}: wanted {v!r}, cache has {h!r}" for k, (v, h) in wrong.items()
-                )
-                raise CacheError(
-                    f"{folder}: this crop cache was built with other parameters ({detail}); "
-                    "rebuild it with build_crop_cache(..., out_dir=<this folder>) using the "
-                    "parameters you need"
-                )
+        if expect and _mismatch(params, expect):
+            data, params = _find_data(folder, expect, data, params)
+        return cls._open_data(data, params)
+
+    @classmethod
+    def _open_data(cls, data: Path, params: dict[str, Any]) -> CropCache:
         index = pd.read_csv(data / "index.csv", dtype={"seriesuid": str})
         index["outside"] = index["outside"].astype(bool)
         cache = cls(data, index, params)
+        cache._hold()
         crops = cache.crops
         expected = (len(index), *params["shape_zyx"])
         if crops.shape != expected or crops.dtype != np.int16:
+            cache.close()
             raise CacheError(
                 f"{data}: crops.npy holds {crops.dtype} {crops.shape}, the index and params "
                 f"say int16 {expected}; the cache is corrupt: delete the folder and rebuild"
@@ -381,18 +522,129 @@ def _normal(value: Any) -> Any:
     return value
 
 
+def _mismatch(params: Mapping[str, Any], expect: Mapping[str, Any]) -> dict[str, tuple]:
+    return {
+        k: (v, params.get(k)) for k, v in expect.items() if _normal(v) != _normal(params.get(k))
+    }
+
+
+def _find_data(
+    folder: Path, expect: Mapping[str, Any], data: Path, params: dict[str, Any]
+) -> tuple[Path, dict[str, Any]]:
+    """The most recently used data folder of ``folder`` whose parameters match ``expect``."""
+    for other in _data_folders(folder):
+        with contextlib.suppress(OSError, ValueError):
+            candidate = json.loads((other / "params.json").read_text())
+            if not _mismatch(candidate, expect):
+                return other, candidate
+    detail = ", ".join(
+        f"{k}: wanted {v!r}, cache has {h!r}" for k, (v, h) in _mismatch(params, expect).items()
+    )
+    raise CacheError(
+        f"{folder}: this crop cache was built with other parameters ({detail}); "
+        "build it with build_crop_cache(..., out_dir=<this folder>) using the parameters "
+        "you need (each set of parameters gets its own data folder)"
+    )
+
+
+def _data_folders(folder: Path) -> list[Path]:
+    """The complete data folders of a cache folder, most recently used first."""
+    found = [d for d in folder.glob("data-*") if (d / "params.json").is_file()]
+    return sorted(found, key=_last_used, reverse=True)
+
+
+def _last_used(data: Path) -> float:
+    for name in (".readers", "params.json"):
+        with contextlib.suppress(OSError):
+            return (data / name).stat().st_mtime
+    return 0.0
+
+
+def _reader_lock(data: Path, *, shared: bool, wait: bool) -> int | None:
+    """An fd holding a lock on ``data/.readers`` (None where locking is not possible).
+
+    Readers hold it shared (and touch the file: its date is the folder's last use); pruning
+    takes it exclusive without waiting, and raises BlockingIOError when a reader holds it.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no pruning protection
+        return None
+    path = data / ".readers"
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        try:  # a read-only cache: lock what is there, or nothing
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return None
+    try:
+        mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+        fcntl.flock(fd, mode if wait else mode | fcntl.LOCK_NB)
+    except BaseException:
+        os.close(fd)
+        raise
+    if shared:
+        with contextlib.suppress(OSError):
+            os.utime(fd)
+    return fd
+
+
+def _point_to(folder: Path, params: Mapping[str, Any], data: Path) -> None:
+    """Make ``folder/params.json`` point at ``data`` (the last built or used) atomically."""
+    with contextlib.suppress(OSError, ValueError):
+        if json.loads((folder / "params.json").read_text()).get("data") == data.name:
+            return
+    with contextlib.suppress(PermissionError):  # a read-only cache folder keeps its pointer
+        write_text_atomic(
+            folder / "params.json", json.dumps({**params, "data": data.name}, indent=1)
+        )
+
+
+def _prune(out: Path, keep: int, current: Path) -> list[Path]:
+    """Delete data folders beyond the ``keep`` most recently used, except those in use."""
+    removed = []
+    others = [d for d in _data_folders(out) if d != current]
+    for data in others[max(keep - 1, 0) :]:
+        try:
+            fd = _reader_lock(data, shared=False, wait=False)
+        except BlockingIOError:
+            continue  # an open CropCache reads it
+        except OSError:
+            continue
+        try:
+            trash = out / f".trash-{data.name}-{os.getpid()}"
+            os.replace(data, trash)  # readers that come now find it gone and re-resolve
+        finally:
+            if fd is not None:
+                os.close(fd)
+        shutil.rmtree(trash, ignore_errors=True)
+        removed.append(data)
+    return removed
+
+
+def _clean_stale(out: Path) -> None:
+    """Delete what a killed build left behind (only a lock holder may call this)."""
+    for leftover in (*out.glob(".data-*"), *out.glob(".trash-*")):
+        shutil.rmtree(leftover, ignore_errors=True)
+    for tmp in (*out.glob(".*.tmp"), *out.glob("shards-*/.*.tmp")):
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
 # -- the build ---------------------------------------------------------------------------
 def build_crop_cache(
     candidates: pd.DataFrame,
     scan_paths: Mapping[str, str | Path] | pd.DataFrame,
-    out_dir: str | Path,
+    out_dir: str | Path | None = None,
     *,
-    size_mm: float | Sequence[float] = 40.0,
-    shape_zyx: Sequence[int] = (32, 32, 32),
+    size_mm: float | Sequence[float] = DEFAULT_SIZE_MM,
+    shape_zyx: int | Sequence[int] = DEFAULT_SHAPE_ZYX,
     pad_hu: float = -1000.0,
     workers: int = 2,
     progress: bool = True,
     missing: str = "error",
+    keep: int = KEEP_RECENT,
 ) -> CropCache:
     """Cut every candidate's crop once, in parallel, into a memory-mapped cache folder.
 
@@ -403,17 +655,23 @@ def build_crop_cache(
         diameter_mm if known.
     scan_paths : mapping uid -> path, or DataFrame with seriesuid, path (, subset)
         Where each scan is, e.g. ``Luna16(root).scans``.
-    out_dir : path
-        The cache folder. An existing cache with the same fingerprint is opened as it is;
-        one with another fingerprint is rebuilt (never silently reused).
+    out_dir : path, optional
+        The cache folder. A data folder with the same fingerprint is opened as it is; other
+        parameters or sources get a data folder of their own (never silently reused).
+        Default: the user's own cache folder for the scans' data root, `user_cache_dir`.
     size_mm, shape_zyx, pad_hu
-        Crop geometry, as in `nodulekit.preprocess.crop`.
+        Crop geometry, as in `nodulekit.preprocess.crop`; by default the training crop,
+        32 mm in 24 x 24 x 24 voxels.
     workers : int
         Worker processes, one task per scan (each scan is read once); 0 or 1 works inline.
+        Workers are spawned: from a script, call this under ``if __name__ == "__main__":``.
     progress : bool
         Show a tqdm progress bar over scans.
     missing : {"error", "skip"}
         What to do with candidates whose seriesuid has no scan path.
+    keep : int
+        Data folders kept in ``out_dir`` after the build, the most recently used first
+        (this one included); folders an open `CropCache` reads are never deleted.
 
     Returns
     -------
@@ -425,6 +683,9 @@ def build_crop_cache(
         For a NaN coordinate (naming the row) or missing columns.
     UnknownSeriesError
         For candidates of scans not in ``scan_paths`` (unless ``missing="skip"``).
+    CacheError
+        For bad crop geometry, a cache folder this user cannot write (naming its owner and
+        the fix), or workers started from a script without a ``__main__`` guard.
 
     Warns
     -----
@@ -432,49 +693,22 @@ def build_crop_cache(
         Once, counting candidates whose centre lies outside their scan (their crops are
         padded with ``pad_hu`` and marked ``outside=True``).
     """
+    _refuse_while_spawning()
     if missing not in ("error", "skip"):
         raise ValueError(f'missing must be "error" or "skip", not {missing!r}')
     params = _params(size_mm, shape_zyx, pad_hu)
-    table = _candidate_table(candidates)
     scans = _scan_table(scan_paths)
-    known = table["seriesuid"].isin(scans.index)
-    if not known.all():
-        absent = sorted(table.loc[~known, "seriesuid"].unique())
-        if missing == "error":
-            raise UnknownSeriesError(
-                f"{int((~known).sum())} candidate(s) of {len(absent)} series have no scan "
-                f"path: {', '.join(absent[:5])}{' ...' if len(absent) > 5 else ''}; give "
-                'their scans, or pass missing="skip" to leave those candidates out'
-            )
-        warnings.warn(
-            f"left out {int((~known).sum())} candidate(s) of {len(absent)} series without a "
-            f"scan: {', '.join(absent[:3])}{' ...' if len(absent) > 3 else ''}",
-            UserWarning,
-            stacklevel=2,
-        )
-        table = table[known].reset_index(drop=True)
+    table = _known_candidates(_candidate_table(candidates), scans, missing)
     table["subset"] = scans.loc[table["seriesuid"], "subset"].to_numpy(dtype=np.int64)
     params["fingerprint"] = _fingerprint(params, table, scans)
-    fp = params["fingerprint"][:16]
-
-    out = _mkdir_private(Path(out_dir))
+    out = Path(out_dir).expanduser() if out_dir is not None else user_cache_dir(_data_root(scans))
+    _check_usable(out, scans)
+    out = _mkdir_private(out)
     with _locked(out):
-        with contextlib.suppress(CacheError, FileNotFoundError, json.JSONDecodeError, KeyError):
-            cache = CropCache.open(out)
-            if cache.params.get("fingerprint") == params["fingerprint"]:
-                return cache
-        shards = _mkdir_private(out / f"shards-{fp}")
-        for stale in out.glob("shards-*"):
-            if stale != shards:
-                shutil.rmtree(stale, ignore_errors=True)
-        _run_tasks(table, scans, params, shards, workers, progress)
-        data = _assemble(table, params, shards, out, fp)
-        _write_text_atomic(out / "params.json", json.dumps({**params, "data": data.name}, indent=1))
-        shutil.rmtree(shards, ignore_errors=True)
-        for old in out.glob("data-*"):
-            if old != data:
-                shutil.rmtree(old, ignore_errors=True)
-        cache = CropCache.open(out)
+        _clean_stale(out)
+        cache = _build_locked(table, scans, params, out, workers, progress)
+        _point_to(out, cache.params, cache.folder)
+        _prune(out, keep, cache.folder)
     n_outside = int(cache.index["outside"].sum())
     if n_outside:
         warnings.warn(
@@ -484,6 +718,67 @@ def build_crop_cache(
             stacklevel=2,
         )
     return cache
+
+
+def _known_candidates(table: pd.DataFrame, scans: pd.DataFrame, missing: str) -> pd.DataFrame:
+    """Candidates whose scan is known; the others raise or are left out with a warning."""
+    known = table["seriesuid"].isin(scans.index)
+    if known.all():
+        return table
+    absent = sorted(table.loc[~known, "seriesuid"].unique())
+    if missing == "error":
+        raise UnknownSeriesError(
+            f"{int((~known).sum())} candidate(s) of {len(absent)} series have no scan "
+            f"path: {', '.join(absent[:5])}{' ...' if len(absent) > 5 else ''}; give "
+            'their scans, or pass missing="skip" to leave those candidates out'
+        )
+    warnings.warn(
+        f"left out {int((~known).sum())} candidate(s) of {len(absent)} series without a "
+        f"scan: {', '.join(absent[:3])}{' ...' if len(absent) > 3 else ''}",
+        UserWarning,
+        stacklevel=3,
+    )
+    return table[known].reset_index(drop=True)
+
+
+def _build_locked(
+    table: pd.DataFrame,
+    scans: pd.DataFrame,
+    params: dict[str, Any],
+    out: Path,
+    workers: int,
+    progress: bool,
+) -> CropCache:
+    """Open this fingerprint's data folder, or build it (resuming from its shards)."""
+    fp = params["fingerprint"][:16]
+    data = out / f"data-{fp}"
+    with contextlib.suppress(CacheError, FileNotFoundError, json.JSONDecodeError, KeyError):
+        found = json.loads((data / "params.json").read_text())
+        if found.get("fingerprint") == params["fingerprint"]:
+            return CropCache._open_data(data, found)
+    shards = _mkdir_private(out / f"shards-{fp}")
+    for stale in out.glob("shards-*"):
+        if stale != shards:
+            shutil.rmtree(stale, ignore_errors=True)
+    _run_tasks(table, scans, params, shards, workers, progress)
+    data = _assemble(table, params, shards, out, fp)
+    cache = CropCache._open_data(data, params)
+    shutil.rmtree(shards, ignore_errors=True)
+    return cache
+
+
+def _check_main_guard(workers: int) -> None:
+    """Refuse, before spawning, a script whose source has no ``__main__`` guard at all."""
+    import sys
+
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if workers <= 1 or not path or getattr(main, "__spec__", None) is not None:
+        return
+    with contextlib.suppress(OSError):
+        source = Path(path).read_text(errors="replace")
+        if not re.search(r"__name__\s*==\s*['\"]__main__['\"]", source):
+            raise CacheError(f"{path}: {_NO_MAIN_GUARD}")
 
 
 def _run_tasks(
@@ -518,19 +813,27 @@ def _run_tasks(
                 _crop_scan_task(*task)
                 bar.update()
         else:
-            # spawn: the caller may already run torch or CUDA threads, which fork can deadlock
-            context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=context) as pool:
-                futures = [pool.submit(_crop_scan_task, *task) for task in tasks]
-                try:
-                    for future in as_completed(futures):
-                        future.result()
-                        bar.update()
-                except BaseException:
-                    pool.shutdown(cancel_futures=True)  # one bad scan: say so now, not at the end
-                    raise
+            _check_main_guard(workers)
+            _run_in_pool(tasks, min(workers, len(tasks)), bar)
     finally:
         bar.close()
+
+
+def _run_in_pool(tasks: list[tuple], workers: int, bar: Any) -> None:
+    pool = _worker_pool(workers)
+    try:
+        futures = [pool.submit(_crop_scan_task, *task) for task in tasks]
+        for future in as_completed(futures):
+            future.result()
+            bar.update()
+    except BrokenProcessPool as e:
+        raise CacheError(
+            f"a crop-cache worker process died before finishing its scan ({e}). From a "
+            f"script the usual reason is a missing guard: {_NO_MAIN_GUARD}. Otherwise a "
+            "worker ran out of memory or was killed: use fewer workers, or workers=0"
+        ) from e
+    finally:  # on any error (one bad scan, Ctrl-C): stop now, not after every other scan
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _assemble(
@@ -561,12 +864,10 @@ def _assemble(
     del crops
     os.chmod(tmp / "crops.npy", 0o600)
     index[INDEX_COLUMNS].to_csv(tmp / "index.csv", index=False)
-    (tmp / "params.json").write_text(json.dumps(params, indent=1))
-    for name in ("index.csv", "params.json"):
-        os.chmod(tmp / name, 0o600)
+    os.chmod(tmp / "index.csv", 0o600)
+    write_text_atomic(tmp / "params.json", json.dumps(params, indent=1))
     final = out / f"data-{fp}"
-    if final.exists():  # a complete folder from an earlier build with this fingerprint
-        shutil.rmtree(tmp)
-    else:
-        os.replace(tmp, final)
+    if final.exists():  # a left-over folder of an earlier build with this fingerprint
+        shutil.rmtree(final)
+    os.replace(tmp, final)
     return final

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from nodulekit.data.mask import Mask
 from nodulekit.data.scan import Scan
+from nodulekit.errors import GeometryError
 
 #: In-plane 8-connectivity and no connection across slices: label each slice separately.
 _SLICE_STRUCTURE = np.zeros((3, 3, 3), dtype=bool)
@@ -176,8 +178,8 @@ def lung_mask(
     remove_airways: bool = True,
     second_lung_fraction: float = 0.2,
     closing_radius_mm: float = 10.0,
-) -> np.ndarray:
-    """Segment both lungs of a chest CT: a boolean ``(z, y, x)`` mask.
+) -> Mask:
+    """Segment both lungs of a chest CT: a boolean `Mask` on the scan's grid.
 
     Parameters
     ----------
@@ -196,15 +198,33 @@ def lung_mask(
 
     Returns
     -------
-    ndarray of bool, shape ``scan.shape``; all False if no lung-sized air region is found.
+    Mask
+        bool, ``name="lungs"``, with the scan's geometry and series UID; all False if no
+        lung-sized air region is found. ``np.asarray(mask)`` is the bare array.
 
     Examples
     --------
     >>> import numpy as np
     >>> from nodulekit.data import Scan
-    >>> lung_mask(Scan(np.full((4, 16, 16), 40, np.int16), (0, 0, 0), (1, 1, 1))).any()
-    np.False_
+    >>> mask = lung_mask(Scan(np.full((4, 16, 16), 40, np.int16), (0, 0, 0), (1, 1, 1)))
+    >>> mask.any(), mask.shape, mask.dtype
+    (False, (4, 16, 16), dtype('bool'))
     """
+    return Mask.like(
+        scan,
+        _lung_array(scan, threshold_hu, remove_airways, second_lung_fraction, closing_radius_mm),
+        name="lungs",
+    )
+
+
+def _lung_array(
+    scan: Scan,
+    threshold_hu: float,
+    remove_airways: bool,
+    second_lung_fraction: float,
+    closing_radius_mm: float,
+) -> np.ndarray:
+    """The steps of `lung_mask`, on the bare array."""
     from scipy import ndimage
 
     air = scan.array < threshold_hu
@@ -250,7 +270,7 @@ def lung_mask(
         sub = ndimage.find_objects(part.view(np.uint8))[0]
         one = part[sub]
         if closing_radius_mm > 0:
-            one = _close_in_plane(one, scan.spacing_zyx[1:], closing_radius_mm)
+            one = _close_in_plane(one, scan.spacing_zyx_mm[1:], closing_radius_mm)
         lungs[sub] |= _fill_holes_per_slice(one)
 
     mask = np.zeros(scan.shape, dtype=bool)
@@ -260,13 +280,36 @@ def lung_mask(
     return mask
 
 
-def lung_volume_ml(mask: np.ndarray, scan: Scan) -> float:
-    """Volume of a ``(z, y, x)`` mask in millilitres (cm³), from the scan's voxel size."""
-    if mask.shape != scan.shape:
-        from nodulekit.errors import GeometryError
+def lung_volume_ml(mask: Mask | np.ndarray, scan: Scan | None = None) -> float:
+    """Volume of a mask in millilitres (cm³).
 
+    Parameters
+    ----------
+    mask : Mask, or (Z, Y, X) ndarray
+        A `Mask` knows its voxel size, so no scan is needed. A bare array needs ``scan``.
+    scan : Scan, optional
+        The scan the mask lies on. Given with a `Mask`, the two grids must agree
+        (`GeometryError` naming both otherwise).
+
+    Examples
+    --------
+    >>> scan = Scan(np.zeros((4, 10, 10), np.int16), (0, 0, 0), (2.0, 2.0, 5.0))
+    >>> mask = Mask.like(scan, np.ones(scan.shape, bool))
+    >>> lung_volume_ml(mask)  # 400 voxels of 20 mm³
+    8.0
+    """
+    if isinstance(mask, Mask):
+        if scan is not None:
+            scan.check_same_geometry(mask)
+        return mask.volume_ml
+    if scan is None:
+        raise GeometryError(
+            "lung_volume_ml: a bare array has no voxel size; pass the Mask from lung_mask, "
+            "or the scan it lies on: lung_volume_ml(mask, scan)"
+        )
+    mask = np.asarray(mask)
+    if mask.shape != scan.shape:
         raise GeometryError(
             f"lung_volume_ml: mask shape {mask.shape} differs from scan shape {scan.shape}"
         )
-    voxel_mm3 = float(np.prod(scan.spacing))
-    return float(np.count_nonzero(mask)) * voxel_mm3 / 1000.0
+    return Mask.like(scan, mask != 0).volume_ml

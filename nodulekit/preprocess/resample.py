@@ -1,5 +1,8 @@
 """Resampling scans and masks to another voxel spacing or onto another scan's grid.
 
+A `Scan` is interpolated linearly by default; a `Mask` always with nearest-neighbour lookup
+(its labels stay labels, a bool mask stays bool), without being told.
+
 All of it goes through SimpleITK (``sitk.Resample``), so the direction matrix is honoured.
 Geometry rules of `resample`: the origin (centre of voxel ``[0, 0, 0]``) and the direction
 are kept; the number of voxels along each axis is ``ceil(n * old_spacing / new_spacing)``,
@@ -11,11 +14,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TypeVar
 
 import numpy as np
 
-from nodulekit.data.scan import Scan
+from nodulekit._checks import positive_triple
+from nodulekit.data.mask import Mask
+from nodulekit.data.scan import Scan, VoxelGrid
 from nodulekit.errors import GeometryError
+
+GridT = TypeVar("GridT", Scan, Mask)
 
 INTERPOLATORS = ("linear", "nearest", "bspline")
 
@@ -33,21 +41,6 @@ def _sitk_interpolator(name: str) -> int:
     return table[name]
 
 
-def _spacing_xyz(spacing_mm: float | Sequence[float]) -> tuple[float, float, float]:
-    if np.isscalar(spacing_mm):
-        values = (float(spacing_mm),) * 3  # type: ignore[arg-type]
-    else:
-        arr = np.asarray(spacing_mm, dtype=float).ravel()
-        if arr.shape != (3,):
-            raise GeometryError(
-                f"spacing_mm must be one number or 3 numbers (x, y, z) in mm, not {spacing_mm!r}"
-            )
-        values = (float(arr[0]), float(arr[1]), float(arr[2]))
-    if not all(math.isfinite(v) and v > 0 for v in values):
-        raise GeometryError(f"spacing_mm must be strictly positive and finite, not {spacing_mm!r}")
-    return values  # type: ignore[return-value]
-
-
 def resampled_shape_zyx(
     shape_zyx: Sequence[int], spacing_xyz: Sequence[float], new_spacing_xyz: Sequence[float]
 ) -> tuple[int, int, int]:
@@ -61,7 +54,7 @@ def resampled_shape_zyx(
 
 def _resample_array(
     array: np.ndarray,
-    source: Scan,
+    source: VoxelGrid,
     *,
     origin: Sequence[float],
     spacing: Sequence[float],
@@ -94,26 +87,28 @@ def _resample_array(
 
 
 def resample(
-    scan: Scan,
+    scan: GridT,
     spacing_mm: float | Sequence[float] = 1.0,
     *,
     interpolator: str = "linear",
-) -> Scan:
-    """Resample a scan to a new voxel spacing (isotropic 1 mm by default).
+) -> GridT:
+    """Resample a scan or a mask to a new voxel spacing (isotropic 1 mm by default).
 
     Parameters
     ----------
-    scan : Scan
-        The CT scan.
+    scan : Scan or Mask
+        The CT scan, or a mask (always resampled nearest-neighbour, whatever
+        ``interpolator`` says, so its values stay in the labels it had).
     spacing_mm : float or 3 floats (x, y, z)
         The new voxel size in mm; one number means isotropic.
     interpolator : {"linear", "nearest", "bspline"}
-        Linear for CT (default); nearest for label volumes held in a `Scan`.
+        For a scan: linear for CT (default), nearest for labels held in a `Scan`.
 
     Returns
     -------
-    Scan
-        Same origin, direction, series UID and metadata; int16 HU (rounded).
+    Scan or Mask
+        Same type, origin, direction and series UID; a scan keeps its metadata and is int16
+        HU (rounded), a mask keeps its dtype.
 
     Examples
     --------
@@ -122,9 +117,13 @@ def resample(
     >>> iso = resample(scan, 1.0)
     >>> iso.shape, iso.spacing, iso.origin
     ((10, 5, 5), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0))
+    >>> resample(Mask.like(scan, scan.array == 0), 1.0).dtype
+    dtype('bool')
     """
-    new_spacing = _spacing_xyz(spacing_mm)
+    new_spacing = positive_triple(spacing_mm, "spacing_mm")
     shape = resampled_shape_zyx(scan.shape, scan.spacing, new_spacing)
+    if isinstance(scan, Mask):
+        return _resample_mask_onto(scan, scan.origin, new_spacing, scan.direction, shape)
     out = _resample_array(
         scan.array,
         scan,
@@ -143,11 +142,14 @@ def resample(
     )
 
 
-def resample_like(scan: Scan, like: Scan, *, interpolator: str = "linear") -> Scan:
-    """Resample ``scan`` onto the grid (origin, spacing, direction, shape) of ``like``.
+def resample_like(scan: GridT, like: VoxelGrid, *, interpolator: str = "linear") -> GridT:
+    """Resample a scan or a mask onto the grid (origin, spacing, direction, shape) of ``like``.
 
-    Voxels of ``like``'s grid outside ``scan`` take the nearest edge value.
+    Voxels of ``like``'s grid outside a scan take the nearest edge value; outside a mask,
+    0 (False). A `Mask` is resampled nearest-neighbour whatever ``interpolator`` says.
     """
+    if isinstance(scan, Mask):
+        return _resample_mask_onto(scan, like.origin, like.spacing, like.direction, like.shape)
     out = _resample_array(
         scan.array,
         scan,
@@ -164,58 +166,90 @@ def resample_like(scan: Scan, like: Scan, *, interpolator: str = "linear") -> Sc
     )
 
 
-def resample_mask(
-    mask: np.ndarray | Scan,
-    like: Scan,
-    *,
-    source: Scan | None = None,
+def _nearest_labels(
+    array: np.ndarray,
+    grid: VoxelGrid,
+    origin: Sequence[float],
+    spacing: Sequence[float],
+    direction: Sequence[float],
+    shape_zyx: Sequence[int],
 ) -> np.ndarray:
-    """Resample a mask or label volume onto ``like``'s grid with nearest-neighbour lookup.
-
-    Parameters
-    ----------
-    mask : (Z, Y, X) ndarray (bool or integer labels), or Scan
-        The mask. An array lies on ``source``'s grid; a `Scan` (labels fit int16) carries
-        its own geometry.
-    like : Scan
-        The grid to resample onto, for example ``resample(scan, 1.0)``.
-    source : Scan, optional
-        The scan whose grid ``mask`` (an array) lies on; required for an array.
-
-    Returns
-    -------
-    ndarray of shape ``like.shape``, the dtype of the input mask; 0 (False) outside it.
-    """
-    if isinstance(mask, Scan):
-        array, grid = mask.array, mask
-    else:
-        if source is None:
-            raise GeometryError(
-                "resample_mask: a mask given as an array needs source=<the Scan it lies on>; "
-                "or pass the labels as a Scan"
-            )
-        array, grid = np.asarray(mask), source
-        if array.shape != source.shape:
-            raise GeometryError(
-                f"resample_mask: mask shape {array.shape} differs from source scan shape "
-                f"{source.shape}; the mask must lie on the source scan's grid"
-            )
+    """Labels of ``array`` (on ``grid``) looked up nearest-neighbour on another grid."""
     import SimpleITK as sitk
 
-    dtype = array.dtype
     image = sitk.GetImageFromArray(np.ascontiguousarray(array.astype(np.int32)))
     image.SetOrigin(grid.origin)
     image.SetSpacing(grid.spacing)
     image.SetDirection(grid.direction)
     out = sitk.Resample(
         image,
-        list(like.shape[::-1]),
+        [int(n) for n in shape_zyx[::-1]],
         sitk.Transform(),
         sitk.sitkNearestNeighbor,
-        like.origin,
-        like.spacing,
-        like.direction,
+        [float(v) for v in origin],
+        [float(v) for v in spacing],
+        [float(v) for v in direction],
         0,
         sitk.sitkInt32,
     )
-    return sitk.GetArrayFromImage(out).astype(dtype)
+    return sitk.GetArrayFromImage(out).astype(array.dtype)
+
+
+def _resample_mask_onto(
+    mask: Mask,
+    origin: Sequence[float],
+    spacing: Sequence[float],
+    direction: Sequence[float],
+    shape_zyx: Sequence[int],
+) -> Mask:
+    array = _nearest_labels(mask.array, mask, origin, spacing, direction, shape_zyx)
+    return Mask(array, origin, spacing, direction, mask.seriesuid, mask.name)  # type: ignore[arg-type]
+
+
+def resample_mask(
+    mask: Mask | np.ndarray | Scan,
+    like: VoxelGrid,
+    *,
+    source: VoxelGrid | None = None,
+) -> Mask | np.ndarray:
+    """Resample a mask or label volume onto ``like``'s grid with nearest-neighbour lookup.
+
+    With a `Mask` this is ``resample_like(mask, like)``; the bare-array forms remain for
+    code written before masks carried their grid.
+
+    Parameters
+    ----------
+    mask : Mask, (Z, Y, X) ndarray (bool or integer labels), or Scan
+        A `Mask` or a `Scan` (labels fit int16) carries its own geometry; an array lies on
+        ``source``'s grid.
+    like : Scan or Mask
+        The grid to resample onto, for example ``resample(scan, 1.0)``.
+    source : Scan, optional
+        The grid ``mask`` lies on: required for an array; with a `Mask`, it must be the
+        mask's own grid (`GeometryError` naming both grids otherwise).
+
+    Returns
+    -------
+    Mask for a `Mask`; otherwise an ndarray of shape ``like.shape`` and the input's dtype.
+    0 (False) outside the mask.
+    """
+    if isinstance(mask, Mask):
+        if source is not None:
+            source.check_same_geometry(mask)
+        return _resample_mask_onto(mask, like.origin, like.spacing, like.direction, like.shape)
+    if isinstance(mask, Scan):
+        return _nearest_labels(
+            mask.array, mask, like.origin, like.spacing, like.direction, like.shape
+        )
+    if source is None:
+        raise GeometryError(
+            "resample_mask: a mask given as an array needs source=<the Scan it lies on>; "
+            "or pass a Mask (lung_mask returns one; Mask.like(scan, array) makes one)"
+        )
+    array = np.asarray(mask)
+    if array.shape != source.shape:
+        raise GeometryError(
+            f"resample_mask: mask shape {array.shape} differs from source scan shape "
+            f"{source.shape}; the mask must lie on the source scan's grid"
+        )
+    return _nearest_labels(array, source, like.origin, like.spacing, like.direction, like.shape)

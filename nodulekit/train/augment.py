@@ -12,6 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# At import, not on first use: a DataLoader worker forked from a process that imported this
+# module has ndimage already, instead of spending ~1 s importing it before its first batch of
+# every epoch (benchmarks/bench_train.py measures the first batch both ways).
+from scipy import ndimage
+
 AIR_HU = -1000.0
 
 
@@ -64,8 +69,6 @@ class Augment:
 
     def __call__(self, array_hu: np.ndarray, *, index: int = 0, epoch: int = 0) -> np.ndarray:
         """Augment one crop; returns a new float32 array of the same shape."""
-        from scipy import ndimage
-
         rng = self.rng(index=index, epoch=epoch)
         out = np.asarray(array_hu, dtype=np.float32)
         if out.ndim != 3:

@@ -1,1 +1,115 @@
-"""matplotlib figures and overlays: pure functions, data in, Figure out."""
+"""Pictures: pure functions, data in, picture out; no state, no widgets.
+
+What a function returns is in its name:
+
+- ``*_figure``: a matplotlib ``Figure`` (not registered with pyplot: nothing global changes);
+- ``*_png``: PNG bytes (for an image widget or an HTML report);
+- ``*_html``: an HTML string (no scripts, no external assets);
+- every other picture (``*_rgb``, ``render_*``, ``draw_*``): a ``uint8`` RGB array
+  ``(H, W, 3)``; where a function takes ``indexed=True`` it returns a 2D palette image instead
+  (`PALETTE`), the fast path that `to_png` encodes. ``draw_*`` return a drawn copy.
+
+Names are imported on first use (module ``__getattr__``), so ``import nodulekit.viz`` imports
+neither matplotlib nor Pillow nor SimpleITK.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover - what editors and type checkers see
+    from nodulekit.viz.dataset import (
+        diameter_histogram_figure,
+        diameter_histogram_png,
+        diameter_histogram_rgb,
+        summary_html,
+    )
+    from nodulekit.viz.preprocess import (
+        crop_box_on_slice,
+        crop_planes_figure,
+        crop_planes_image,
+        matching_slice,
+        render_preview_slice,
+    )
+    from nodulekit.viz.slices import (
+        PALETTE,
+        PLANE_AXIS,
+        PLANES,
+        draw_circles,
+        draw_crosshair,
+        nodule_circles_on_slice,
+        plane_png,
+        plane_point,
+        plane_rgb,
+        plane_size,
+        render_slice,
+        slice_figure,
+        to_png,
+        window_lut,
+    )
+    from nodulekit.viz.training import figure_png, training_curves_figure
+    from nodulekit.viz.volume import VolumeModel, prepare_volume, render_volume
+
+#: public name -> module that defines it (the same names as ``__all__``, a test checks)
+_LAZY = {
+    **dict.fromkeys(
+        ["diameter_histogram_figure", "diameter_histogram_png", "diameter_histogram_rgb",
+         "summary_html"],
+        "nodulekit.viz.dataset",
+    ),
+    **dict.fromkeys(
+        ["crop_box_on_slice", "crop_planes_figure", "crop_planes_image", "matching_slice",
+         "render_preview_slice"],
+        "nodulekit.viz.preprocess",
+    ),
+    **dict.fromkeys(
+        ["PALETTE", "PLANE_AXIS", "PLANES", "draw_circles", "draw_crosshair",
+         "nodule_circles_on_slice", "plane_png", "plane_point", "plane_rgb", "plane_size",
+         "render_slice", "slice_figure", "to_png", "window_lut"],
+        "nodulekit.viz.slices",
+    ),
+    **dict.fromkeys(["figure_png", "training_curves_figure"], "nodulekit.viz.training"),
+    **dict.fromkeys(["VolumeModel", "prepare_volume", "render_volume"], "nodulekit.viz.volume"),
+}  # fmt: skip
+
+__all__ = [
+    "PALETTE",
+    "PLANES",
+    "PLANE_AXIS",
+    "VolumeModel",
+    "crop_box_on_slice",
+    "crop_planes_figure",
+    "crop_planes_image",
+    "diameter_histogram_figure",
+    "diameter_histogram_png",
+    "diameter_histogram_rgb",
+    "draw_circles",
+    "draw_crosshair",
+    "figure_png",
+    "matching_slice",
+    "nodule_circles_on_slice",
+    "plane_png",
+    "plane_point",
+    "plane_rgb",
+    "plane_size",
+    "prepare_volume",
+    "render_preview_slice",
+    "render_slice",
+    "render_volume",
+    "slice_figure",
+    "summary_html",
+    "to_png",
+    "training_curves_figure",
+    "window_lut",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'nodulekit.viz' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

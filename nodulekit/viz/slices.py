@@ -15,13 +15,17 @@ sagittal   x             z, reversed (superior top)   y
 directions (a 2.5 mm slice thickness shows as 2.5 mm, not 0.7 mm); every row/column that this
 module returns (`nodule_circles_on_slice`, `plane_point`) is in those rendered pixels.
 
-The table holds for an LPS array (identity direction, as every LUNA16 ``.mhd``). Slices are
-cut along the array axes, so a scan in another orientation (a RAS NIfTI, z running down)
-must go through `nodulekit.preprocess.orient.reorient_to_lps` first, or it shows mirrored or
-upside down; `slice_figure` does that itself, and its ``index`` is along the LPS array.
+`plane_rgb` is THE renderer of "a plane of a scan, windowed, with findings drawn";
+`plane_png` (PNG bytes, for widgets) and `slice_figure` (a matplotlib Figure, for notebooks
+and reports) are built on it. In all three ``index`` means one thing: the slice number along
+the plane's axis (axial: z, coronal: y, sagittal: x) of the scan *as shown*, that is
+reoriented to LPS with `nodulekit.preprocess.orient.reorient_to_lps`; for an LPS scan (every
+LUNA16 ``.mhd``, every scan the `ScanBrowser` shows) that is the index into ``scan.array``.
+The table above holds for that LPS array; the lower-level `render_slice` and `extract_slice`
+cut the array they are given as it is.
 
 Everything here is numpy and Pillow, fast enough to redraw a 512 x 512 slice many times a
-second; `slice_figure` alone uses matplotlib, for figures and reports.
+second; `slice_figure` alone uses matplotlib (imported when called).
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
 PLANES = ("axial", "coronal", "sagittal")
+#: The array axis (0=z, 1=y, 2=x) each plane's ``index`` runs along.
+PLANE_AXIS: dict[str, int] = {"axial": 0, "coronal": 1, "sagittal": 2}
 #: Outline colours (RGB) of the circle styles.
 STYLE_COLORS: dict[str, tuple[int, int, int]] = {
     "nodule": (255, 64, 64),
@@ -113,7 +119,7 @@ def plane_geometry(
 
 def _volume(scan_or_array: Scan | np.ndarray) -> tuple[np.ndarray, tuple[float, float, float]]:
     if isinstance(scan_or_array, Scan):
-        return scan_or_array.array, scan_or_array.spacing_zyx
+        return scan_or_array.array, scan_or_array.spacing_zyx_mm
     array = np.asarray(scan_or_array)
     if array.ndim != 3:
         raise ValueError(f"expected a Scan or a (z, y, x) array, not shape {array.shape}")
@@ -205,7 +211,7 @@ def plane_point(
     scan: Scan, plane: str, index_zyx: tuple[float, float, float]
 ) -> tuple[float, float]:
     """Rendered ``(row, col)`` of the (continuous) voxel ``index_zyx`` in ``plane``."""
-    geo = plane_geometry(scan.shape, scan.spacing_zyx, plane)
+    geo = plane_geometry(scan.shape, scan.spacing_zyx_mm, plane)
     row_vox = float(index_zyx[geo.row_axis])
     if geo.flip_rows:
         row_vox = scan.shape[geo.row_axis] - 1 - row_vox
@@ -246,11 +252,11 @@ def nodule_circles_on_slice(
     """
     if nodules_df is None or len(nodules_df) == 0:
         return []
-    geo = plane_geometry(scan.shape, scan.spacing_zyx, plane)
+    geo = plane_geometry(scan.shape, scan.spacing_zyx_mm, plane)
     centres_zyx = scan.world_to_voxel(nodules_df[["coordX", "coordY", "coordZ"]].to_numpy(float))
     diameters = nodules_df["diameter_mm"].to_numpy(float)
     diameters = np.where(diameters > 0, diameters, UNKNOWN_DIAMETER_MM)
-    slice_spacing = scan.spacing_zyx[geo.slice_axis]
+    slice_spacing = scan.spacing_zyx_mm[geo.slice_axis]
     circles = []
     for centre, diameter in zip(centres_zyx, diameters, strict=True):
         h_mm = (int(index) - centre[geo.slice_axis]) * slice_spacing
@@ -317,6 +323,83 @@ def to_png(image: np.ndarray, *, indexed: bool | None = None) -> bytes:
     return buffer.getvalue()
 
 
+def _shown(scan: Scan) -> Scan:
+    from nodulekit.preprocess.orient import reorient_to_lps
+
+    return reorient_to_lps(scan)  # the same object for an LPS scan: no copy
+
+
+def plane_size(scan: Scan, plane: str) -> tuple[int, int]:
+    """Rendered ``(height, width)`` in pixels of ``plane`` of the scan as shown (LPS)."""
+    scan = _shown(scan)
+    geo = plane_geometry(scan.shape, scan.spacing_zyx_mm, plane)
+    return geo.n_rows, geo.n_cols
+
+
+def plane_rgb(
+    scan: Scan,
+    plane: str = "axial",
+    index: int | None = None,
+    *,
+    window: Window = "lung",
+    nodules: pd.DataFrame | None = None,
+    excluded: pd.DataFrame | None = None,
+    crosshair_zyx: tuple[float, float, float] | None = None,
+    indexed: bool = False,
+) -> np.ndarray:
+    """Slice ``index`` of ``plane``, windowed, with the findings that cross it drawn.
+
+    Parameters
+    ----------
+    scan : Scan
+        Shown reoriented to LPS (`reorient_to_lps`; no copy when it already is LPS).
+    plane : {"axial", "coronal", "sagittal"}
+    index : int, optional
+        Slice number along the plane's axis of the LPS array (`PLANE_AXIS`); middle if omitted.
+    window : str or (level_hu, width_hu)
+    nodules, excluded : DataFrame, optional
+        ``coordX, coordY, coordZ`` (world mm) and ``diameter_mm``: nodules as solid red
+        circles, excluded findings as dashed yellow ones, at their true size on this slice.
+    crosshair_zyx : (z, y, x), optional
+        A voxel of the LPS array marked with a dotted crosshair (a viewer's cursor).
+    indexed : bool
+        Return a 2D palette image (`PALETTE`) instead of RGB: the fast path for `to_png`.
+
+    Returns
+    -------
+    ndarray of uint8, ``(H, W, 3)`` (``(H, W)`` if ``indexed``), H and W as `plane_size`.
+    """
+    scan = _shown(scan)
+    if index is None:
+        index = scan.shape[PLANE_AXIS[plane]] // 2 if plane in PLANE_AXIS else 0
+    image = render_slice(scan, plane, index, window=window, indexed=True)
+    circles = nodule_circles_on_slice(excluded, scan, plane, index, style="excluded")
+    circles += nodule_circles_on_slice(nodules, scan, plane, index)
+    image = draw_circles(image, circles)
+    if crosshair_zyx is not None:
+        image = draw_crosshair(image, *plane_point(scan, plane, crosshair_zyx))
+    if indexed:
+        return image
+    return np.asarray(PALETTE, np.uint8).reshape(256, 3)[image]
+
+
+def plane_png(
+    scan: Scan,
+    plane: str = "axial",
+    index: int | None = None,
+    *,
+    window: Window = "lung",
+    nodules: pd.DataFrame | None = None,
+    excluded: pd.DataFrame | None = None,
+    crosshair_zyx: tuple[float, float, float] | None = None,
+) -> bytes:
+    """`plane_rgb` as PNG bytes (a palette PNG, the fast path an image widget shows)."""
+    return to_png(
+        plane_rgb(scan, plane, index, window=window, nodules=nodules, excluded=excluded,
+                  crosshair_zyx=crosshair_zyx, indexed=True)
+    )  # fmt: skip
+
+
 def slice_figure(
     scan: Scan,
     plane: str = "axial",
@@ -327,30 +410,22 @@ def slice_figure(
     window: Window = "lung",
     ax: Axes | None = None,
 ) -> Figure:
-    """A matplotlib figure of one slice with nodules (solid red) and excluded findings (dashed).
+    """`plane_rgb` in a matplotlib figure: nodules solid red, excluded findings dashed yellow.
 
-    Draws into ``ax`` when given and returns its figure; axes are in rendered pixels. The
-    scan is shown reoriented to LPS (`reorient_to_lps`); ``index`` is along that array.
+    Draws into ``ax`` when given and returns its figure; axes are in rendered pixels and
+    ``index`` means what it means for `plane_rgb` (along the LPS array).
     """
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Circle
-
-    from nodulekit.preprocess.orient import reorient_to_lps
-
-    scan = reorient_to_lps(scan)
-    geo = plane_geometry(scan.shape, scan.spacing_zyx, plane)
+    rgb = plane_rgb(scan, plane, index, window=window, nodules=nodules, excluded=excluded)
     if index is None:
-        index = scan.shape[geo.slice_axis] // 2
+        index = _shown(scan).shape[PLANE_AXIS[plane]] // 2
     if ax is None:
-        fig, ax = plt.subplots(figsize=(5, 5 * geo.n_rows / geo.n_cols))
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(5, 5 * rgb.shape[0] / rgb.shape[1]))
+        ax = fig.subplots()
     else:
         fig = ax.figure
-    ax.imshow(render_slice(scan, plane, index, window=window), interpolation="nearest")
-    for df, style in ((nodules, "nodule"), (excluded, "excluded")):
-        for c in nodule_circles_on_slice(df, scan, plane, index, style=style):
-            color = np.asarray(STYLE_COLORS[style]) / 255.0
-            ls = "-" if style == "nodule" else "--"
-            ax.add_patch(Circle((c.col, c.row), c.radius_px, fill=False, ec=color, ls=ls, lw=1.5))
+    ax.imshow(rgb, interpolation="nearest")
     ax.set_title(f"{plane} {index}")
     ax.set_axis_off()
     return fig

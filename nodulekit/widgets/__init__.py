@@ -15,6 +15,8 @@ _LAZY = {
     "PreprocessPreview": "nodulekit.widgets.preprocess_preview",
     "TrainingMonitor": "nodulekit.widgets.training_monitor",
 }
+# explain: the explanation explorer
+_LAZY["ExplainExplorer"] = "nodulekit.widgets.explain_explorer"
 
 __all__ = sorted(_LAZY)
 

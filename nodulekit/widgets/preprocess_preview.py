@@ -16,6 +16,7 @@ import ipywidgets as widgets
 import numpy as np
 import pandas as pd
 
+from nodulekit.data.findings import finding_voxel_zyx
 from nodulekit.data.scan import Scan
 from nodulekit.preprocess import WINDOWS, crop, lung_mask, resample, resample_mask
 from nodulekit.preprocess.crop import Crop
@@ -220,9 +221,7 @@ class PreprocessPreview(widgets.VBox):
         row = self.candidates.iloc[i]
         center = (float(row["coordX"]), float(row["coordY"]), float(row["coordZ"]))
         self._crop = crop(self.scan, center, self.size_mm, self.shape_zyx)
-        z = int(
-            np.clip(round(float(self.scan.world_to_voxel(center)[0])), 0, self.scan.shape[0] - 1)
-        )
+        z = finding_voxel_zyx(self.scan, row)[0]
         self.crop_image.layout.display = None
         if z != self.slice_slider.value:
             self.slice_slider.value = z  # redraws

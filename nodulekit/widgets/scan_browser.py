@@ -1,7 +1,8 @@
 """`ScanBrowser`: open a LUNA16 root, a DICOM folder or a scan file and look at its nodules.
 
-Every control calls a plain function of `_browser_logic` or `_viewer_logic`; this module only
-wires them. Key sub-widgets are attributes and carry CSS classes (``nk-...``) so that a
+Every control calls a plain library function: `nodulekit.data.series` (what a path holds, the
+series table, filters), `nodulekit.data.findings` (the findings of a scan, the voxel probe) and
+`nodulekit.viz` (every picture); this module only wires them. Key sub-widgets are attributes and carry CSS classes (``nk-...``) so that a
 headless browser can find them.
 """
 
@@ -18,22 +19,22 @@ from typing import Any
 import ipywidgets as widgets
 import pandas as pd
 
-from nodulekit.data.scan import Scan
-from nodulekit.errors import NodulekitError
-from nodulekit.preprocess.orient import reorient_to_lps
-from nodulekit.viz.slices import draw_crosshair, plane_point, to_png
-from nodulekit.widgets import _browser_logic as logic
-from nodulekit.widgets._viewer_logic import (
-    DEFAULT_CACHE_BYTES,
-    PLANE_AXIS,
-    ScanCache,
-    format_nodule_row,
-    jump_to_nodule,
-    nodule_rows,
-    plane_rgb,
+from nodulekit.data import series
+from nodulekit.data.findings import (
+    FINDING_COLUMNS,
+    KIND_MEANING,
+    finding_labels,
+    finding_voxel_zyx,
+    findings_table,
     probe,
     probe_text,
 )
+from nodulekit.data.scan import Scan
+from nodulekit.data.series import DEFAULT_CACHE_BYTES, ScanCache
+from nodulekit.errors import NodulekitError
+from nodulekit.preprocess.orient import reorient_to_lps
+from nodulekit.viz.dataset import diameter_histogram_png, summary_html
+from nodulekit.viz.slices import PLANE_AXIS, draw_crosshair, plane_point, plane_rgb, to_png
 
 PRESETS = ("lung", "mediastinum", "bone")
 SORT_KEYS = {
@@ -80,7 +81,16 @@ class ScanBrowser(widgets.VBox):
     raise_errors : bool
         Raise `ScanReadError` for a bad path instead of showing it in the widget.
     autoload : bool
-        Load the first series (the first CT, the first scan with nodules) after opening.
+        Load the first series (`nodulekit.data.series.first_series`) after opening.
+
+    Attributes
+    ----------
+    findings : DataFrame
+        The shown scan's findings (`nodulekit.data.findings.findings_table`): nodules first,
+        then excluded findings, told apart by the ``kind`` column; the findings list shows
+        them in this order.
+    nodules : DataFrame
+        The rows of ``findings`` whose kind is "nodule" (``annotations.csv``), in order.
     """
 
     def __init__(
@@ -92,10 +102,10 @@ class ScanBrowser(widgets.VBox):
         autoload: bool = True,
     ) -> None:
         self.cache = ScanCache(cache_bytes)
-        self.source: logic.BrowserSource | None = None
-        self.table = pd.DataFrame(columns=logic.SERIES_COLUMNS)
+        self.source: series.SeriesSource | None = None
+        self.table = pd.DataFrame(columns=series.SERIES_COLUMNS)
         self.scan: Scan | None = None
-        self.nodules = pd.DataFrame()
+        self.findings = pd.DataFrame(columns=FINDING_COLUMNS)
         self.annotations = self.excluded = None
         self.last_error: str | None = None
         #: The future of the latest `select_series` (its result: the Scan shown, or None).
@@ -162,7 +172,10 @@ class ScanBrowser(widgets.VBox):
         self.axial_image, self.coronal_image, self.sagittal_image = self.images.values()
         self.z_slider, self.y_slider, self.x_slider = self.sliders.values()
         self.probe_html = w.HTML()
-        self.nodule_select = w.Select(options=[], rows=4, layout=w.Layout(width="95%"))
+        self.nodule_select = w.Select(options=[], rows=6, layout=w.Layout(width="95%"))
+        self.findings_caption = w.HTML(
+            "<br>".join(f"<b>{k}</b>: {html.escape(v)}" for k, v in KIND_MEANING.items())
+        )
         self.show_3d = w.ToggleButton(value=False, description="3D view", icon="cube")
         self.view3d_image = w.Image(format="png", layout=w.Layout(width="420px"))
         self.azimuth_slider = w.IntSlider(value=0, min=-180, max=180, step=15, description="turn °")
@@ -177,7 +190,8 @@ class ScanBrowser(widgets.VBox):
             self.thickness_filter: "nk-filter-thickness", self.sort_by: "nk-sort",
             self.progress: "nk-progress", self.load_status: "nk-load-status",
             self.window_preset: "nk-window-preset", self.probe_html: "nk-probe",
-            self.nodule_select: "nk-nodule-table", self.show_3d: "nk-3d-toggle",
+            self.nodule_select: "nk-nodule-table", self.findings_caption: "nk-findings-caption",
+            self.show_3d: "nk-3d-toggle",
             self.view3d_image: "nk-3d-view", self.azimuth_slider: "nk-azimuth-slider",
         }  # fmt: skip
         for widget, css in classes.items():
@@ -211,7 +225,7 @@ class ScanBrowser(widgets.VBox):
             self.warning_box, w.HBox([self.summary, self.histogram]), filters, self.series_select,
             w.HBox([self.progress, self.load_status]), self.window_preset,
             w.HBox(planes, layout=w.Layout(flex_flow="row wrap")), self.probe_html,
-            self.nodule_select, self.show_3d, self.view3d_box,
+            self.findings_caption, self.nodule_select, self.show_3d, self.view3d_box,
         ]  # fmt: skip
 
     # -- messages --------------------------------------------------------------------------
@@ -231,18 +245,18 @@ class ScanBrowser(widgets.VBox):
     @_guarded
     def _on_path_typed(self, change: dict) -> None:
         try:
-            self.path_status.value = html.escape(logic.quick_look(change["new"]))
+            self.path_status.value = html.escape(series.quick_look(change["new"]))
         except NodulekitError as e:
             self.path_status.value = f"<span style='color:#b71c1c'>{html.escape(str(e))}</span>"
 
     # -- opening a data set ----------------------------------------------------------------
     def open_path(
         self, path: str | Path, *, raise_errors: bool = False
-    ) -> logic.BrowserSource | None:
+    ) -> series.SeriesSource | None:
         """Open ``path``, fill the summary and the series table, and load the first series."""
         try:
-            source = logic.open_source(path)
-            table = logic.series_table(source)
+            source = series.open_source(path)
+            table = series.series_table(source)
         except Exception as e:
             if raise_errors:
                 raise
@@ -253,9 +267,9 @@ class ScanBrowser(widgets.VBox):
         self.source, self.table = source, table
         self.path_status.value = html.escape(source.description)
         self.warning_box.value = "".join(_box("warning", t) for t in source.warnings)
-        summary = logic.dataset_summary(source, table)
-        self.summary.value = logic.summary_html(summary)
-        self.histogram.value = logic.diameter_histogram_png(summary["diameters_mm"])
+        summary = series.dataset_summary(source, table)
+        self.summary.value = summary_html(summary)
+        self.histogram.value = diameter_histogram_png(summary["diameters_mm"])
         self.histogram.layout.display = None if source.kind == "luna16" else "none"
         subsets = sorted(int(s) for s in table["subset"].unique() if s >= 0)
         thick = table["slice_thickness_mm"].dropna()
@@ -271,22 +285,27 @@ class ScanBrowser(widgets.VBox):
         self.refresh_table(load_first=self.autoload)
         return source
 
-    def filtered_table(self) -> pd.DataFrame:
-        """The series table as the filter and sort controls show it."""
+    def filter_arguments(self) -> dict[str, Any]:
+        """The controls' values as arguments of `nodulekit.data.series.filter_series`.
+
+        The thickness slider at its full range is no thickness filter (series whose thickness
+        is unknown stay listed); narrowed, it keeps the series known to lie in its range.
+        """
         low, high = self.thickness_filter.value
-        table = logic.filter_series(
-            self.table,
-            has_nodules=None
-            if self.has_nodules_filter.value == "any"
-            else self.has_nodules_filter.value,
-            subset=None if self.subset_filter.value == -1 else self.subset_filter.value,
-            text=self.uid_filter.value,
-            sort_by=SORT_KEYS[self.sort_by.value],
-            ascending=not self.sort_descending.value,
-        )
-        thick = table["slice_thickness_mm"]
-        keep = thick.isna() | ((thick >= low) & (thick <= high))
-        return table.loc[keep].reset_index(drop=True)
+        nodules = self.has_nodules_filter.value
+        return {
+            "has_nodules": None if nodules == "any" else nodules,
+            "min_thickness_mm": None if low <= self.thickness_filter.min else low,
+            "max_thickness_mm": None if high >= self.thickness_filter.max else high,
+            "subset": None if self.subset_filter.value == -1 else self.subset_filter.value,
+            "text": self.uid_filter.value,
+            "sort_by": SORT_KEYS[self.sort_by.value],
+            "ascending": not self.sort_descending.value,
+        }
+
+    def filtered_table(self) -> pd.DataFrame:
+        """The series table as the filter and sort controls show it (`filter_series`)."""
+        return series.filter_series(self.table, **self.filter_arguments())
 
     @_guarded
     def refresh_table(self, *, load_first: bool = False) -> None:
@@ -294,7 +313,7 @@ class ScanBrowser(widgets.VBox):
         if self._quiet:
             return
         table = self.filtered_table()
-        options = [(logic.format_series_row(row), row["seriesuid"]) for _, row in table.iterrows()]
+        options = [(series.format_series_row(row), row["seriesuid"]) for _, row in table.iterrows()]
         current = self.scan.seriesuid if self.scan is not None else None
         self._quiet = True
         try:
@@ -303,13 +322,9 @@ class ScanBrowser(widgets.VBox):
             self.series_select.value = current if current in uids else None
         finally:
             self._quiet = False
-        if load_first and options:
-            first = table
-            if "modality" in table and (table["modality"] == "CT").any():
-                first = table.loc[table["modality"] == "CT"]
-            if first["has_nodules"].any():
-                first = first.loc[first["has_nodules"]]
-            self.series_select.value = first["seriesuid"].iloc[0]
+        first = series.first_series(table)
+        if load_first and first is not None:
+            self.series_select.value = first
 
     # -- loading a scan --------------------------------------------------------------------
     def _on_series_picked(self, change: dict) -> None:
@@ -343,7 +358,7 @@ class ScanBrowser(widgets.VBox):
             self._apply(done, token, 0.0, shown, from_cache=True)
             return shown
         self.progress.value, self.progress.bar_style = 0, "info"
-        self.load_status.value = f"loading {html.escape(logic.short_uid(seriesuid))} …"
+        self.load_status.value = f"loading {html.escape(series.short_uid(seriesuid))} …"
         start = time.perf_counter()
         read = self._executor.submit(self._read, seriesuid)
         read.add_done_callback(
@@ -396,13 +411,13 @@ class ScanBrowser(widgets.VBox):
         self._base.clear()
         self._volume_model = None
         self.annotations, self.excluded = self.source.nodules(scan.seriesuid)
-        self.nodules = nodule_rows(scan, self.annotations, self.excluded)
+        self.findings = findings_table(scan, self.annotations, self.excluded)
         how = "from cache" if from_cache else f"read in {seconds:.2f} s"
         orient = scan.metadata.get("file_orientation")
         shown_as = f", file orientation {orient}, shown as LPS" if orient else ""
         self.progress.value, self.progress.bar_style = 1, "success"
         self.load_status.value = html.escape(
-            f"{logic.short_uid(scan.seriesuid, 16)}: {scan.shape[0]}×{scan.shape[1]}×{scan.shape[2]}"
+            f"{series.short_uid(scan.seriesuid, 16)}: {scan.shape[0]}×{scan.shape[1]}×{scan.shape[2]}"
             f" voxels{shown_as}, {how}, {len(self.cache)} in cache"
         )
         self._quiet = True
@@ -410,12 +425,12 @@ class ScanBrowser(widgets.VBox):
             for plane, axis in PLANE_AXIS.items():
                 self.sliders[plane].max = scan.shape[axis] - 1
                 self.sliders[plane].value = scan.shape[axis] // 2
-            self.nodule_select.options = [format_nodule_row(r) for _, r in self.nodules.iterrows()]
+            self.nodule_select.options = finding_labels(self.findings)
             self.nodule_select.index = None
         finally:
             self._quiet = False
         if len(self.annotations):
-            self.jump_to(jump_to_nodule(scan, self.annotations.iloc[0]))
+            self.jump_to(finding_voxel_zyx(scan, self.annotations.iloc[0]))
         else:
             self.redraw()
         if self.show_3d.value:
@@ -442,16 +457,31 @@ class ScanBrowser(widgets.VBox):
         if not self._quiet:
             self.redraw()
 
+    @property
+    def nodules(self) -> pd.DataFrame:
+        """The shown scan's nodules: the "nodule" rows of `findings`, in order."""
+        return self.findings.loc[self.findings["kind"] == "nodule"].reset_index(drop=True)
+
     @_guarded
     def _on_nodule_picked(self, change: dict) -> None:
         if self._quiet or change["new"] is None or self.scan is None:
             return
-        self.jump_to(self.nodules.iloc[change["new"]]["index_zyx"])
+        self.jump_to(self.findings.iloc[change["new"]]["index_zyx"])
 
-    def select_nodule(self, row: int) -> tuple[int, int, int]:
-        """Pick row ``row`` of the nodule table (as a click does); returns the new crosshair."""
+    def select_finding(self, row: int) -> tuple[int, int, int]:
+        """Pick row ``row`` of `findings` (as a click on the list does); returns the crosshair."""
         self.nodule_select.index = row
         return self.index_zyx
+
+    def select_nodule(self, i: int) -> tuple[int, int, int]:
+        """Jump to nodule ``i`` (row ``i`` of `nodules`, never an excluded finding).
+
+        Negative ``i`` counts from the end, as in Python; returns the new crosshair.
+        """
+        rows = self.findings.index[self.findings["kind"] == "nodule"]
+        if not -len(rows) <= i < len(rows):
+            raise IndexError(f"this scan has {len(rows)} nodule(s); no nodule {i}")
+        return self.select_finding(int(rows[i]))
 
     def _plane_rgb(self, plane: str):
         index = self.index_zyx[PLANE_AXIS[plane]]
@@ -459,14 +489,8 @@ class ScanBrowser(widgets.VBox):
         cached = self._base.get(plane)
         if cached is not None and cached[0] == key:
             return cached[1]
-        rgb = plane_rgb(
-            self.scan,
-            plane,
-            index,
-            window=self.window_preset.value,
-            nodules=self.annotations,
-            excluded=self.excluded,
-        )
+        rgb = plane_rgb(self.scan, plane, index, window=self.window_preset.value,
+                        nodules=self.annotations, excluded=self.excluded, indexed=True)  # fmt: skip
         self._base[plane] = (key, rgb)
         return rgb
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from nodulekit.cli import app
 from nodulekit.data import read_scan
 from nodulekit.data.deid import SALT_ENV, deidentify_folder
-from nodulekit.errors import DeidError
+from nodulekit.errors import DeidError, ScanReadError
 from tests.privacy_helpers import find_in_tree, make_identified_dicom_series
 
 SALT = "test-salt-0123456789abcdef"
@@ -281,3 +281,98 @@ def test_real_lidc_series_reads_back_identical(sample_dir: Path, tmp_path: Path)
     assert after.seriesuid != before.seriesuid and after.seriesuid.startswith("2.25.")
     needles = ["LIDC-IDRI-0001", before.seriesuid, "Removed by CTP", "62796001"]
     assert find_in_tree(tmp_path / "out", needles) == []
+
+
+def _truncate(path: Path, n_bytes: int) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - n_bytes])
+
+
+def test_truncated_slice_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    series = make_identified_dicom_series(tmp_path / "in" / "ct", shape_yx=(32, 32))
+    _truncate(series.files[1], 1250)  # 61% of the slice's 2048 pixel bytes gone
+    with pytest.raises(ScanReadError):
+        read_scan(series.folder)  # the source series does not read...
+    with pytest.raises(DeidError) as caught:
+        deidentify_folder(tmp_path / "in", tmp_path / "out", salt=SALT)
+    message = str(caught.value)
+    assert "ct/IM0001.dcm" in message
+    assert "PixelData holds 798 bytes" in message and "32 x 32 x 1 x 16/8 x 1 = 2048" in message
+    assert 'broken="skip"' in message and "--skip-broken" in message
+    assert not (tmp_path / "out").exists()  # ...and no copy of it that reads better
+
+
+def test_broken_files_skipped_on_request_are_reported_not_copied(tmp_path: Path) -> None:
+    series = make_identified_dicom_series(tmp_path / "in" / "ct", n_slices=5, shape_yx=(32, 32))
+    _truncate(series.files[1], 1250)
+    series.files[2].write_bytes(series.files[2].read_bytes()[:300])  # cut inside the header
+    report = deidentify_folder(tmp_path / "in", tmp_path / "out", salt=SALT, broken="skip")
+    assert report.files_written == 3
+    assert [path for path, _why in report.broken_files] == ["ct/IM0001.dcm", "ct/IM0002.dcm"]
+    assert "truncated" in report.broken_files[0][1]
+    text = str(report)
+    assert "left out 2 broken DICOM file(s)" in text and "ct/IM0001.dcm" in text
+    assert len(list((tmp_path / "out").rglob("*.dcm"))) == 3
+    with pytest.raises(ScanReadError, match="unevenly spaced or missing slices"):
+        read_scan(tmp_path / "out")  # the gap shows; no slice is padded with air
+
+
+def test_compressed_pixel_data_is_checked_by_its_fragments(tmp_path: Path) -> None:
+    import pydicom
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import RLELossless
+
+    from nodulekit.data.dicom import pixel_data_problem as _pixel_data_problem
+
+    ds = pydicom.dcmread(make_identified_dicom_series(tmp_path / "ct").files[0])
+    ds.file_meta.TransferSyntaxUID = RLELossless
+    ds.PixelData = encapsulate([b"\0" * 64])
+    assert _pixel_data_problem(ds) is None
+    ds.PixelData = ds.PixelData[:20]  # the only fragment's item runs past the end
+    assert "compressed PixelData" in _pixel_data_problem(ds)
+
+
+def test_folder_without_dicom_images_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    (tmp_path / "in" / "notes.txt").write_text("nothing to see")
+    (tmp_path / "in" / "sub" / "scan.mhd").write_text("NDims = 3\n")
+    with pytest.raises(DeidError, match=r"in: no DICOM image files \(2 file\(s\) searched"):
+        deidentify_folder(tmp_path / "in", tmp_path / "out", salt=SALT)
+    assert not (tmp_path / "out").exists()
+    result = CliRunner().invoke(
+        app, ["deid", str(tmp_path / "in"), str(tmp_path / "out")], env={SALT_ENV: SALT}
+    )
+    assert result.exit_code == 2
+    assert "error:" in result.output and "no DICOM image files" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_cli_skip_broken(tmp_path: Path) -> None:
+    series = make_identified_dicom_series(tmp_path / "in" / "ct")
+    _truncate(series.files[0], 100)
+    runner = CliRunner()
+    args = ["deid", str(tmp_path / "in"), str(tmp_path / "out")]
+    result = runner.invoke(app, args, env={SALT_ENV: SALT})
+    assert (
+        result.exit_code == 2 and "IM0000.dcm" in result.output and "--skip-broken" in result.output
+    )
+    result = runner.invoke(app, [*args, "--skip-broken"], env={SALT_ENV: SALT})
+    assert result.exit_code == 0, result.output
+    assert "de-identified 3 DICOM file(s)" in result.output
+    assert "left out 1 broken DICOM file(s)" in result.output
+
+
+def test_a_crash_while_writing_leaves_no_half_file(identified, tmp_path: Path, monkeypatch) -> None:
+    from pydicom.dataset import Dataset
+
+    in_dir, _jane, _john = identified
+
+    def half_then_crash(self, out, *args, **kwargs):
+        out.write(b"\0" * 128 + b"DICM")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Dataset, "save_as", half_then_crash)
+    with pytest.raises(OSError, match="No space left"):
+        deidentify_folder(in_dir, tmp_path / "out", salt=SALT)
+    leftovers = [p.name for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    assert leftovers == ["deid_log.csv"]  # no truncated .dcm that a reader would pad

@@ -315,3 +315,32 @@ def test_downloaded_but_unextracted_zip_is_verified_then_extracted(
     assert luna.file_downloads() == []
     assert (out / "subset0" / COMPLETE_MARKER).is_file()
     assert not (out / "subset0.zip").exists()
+
+
+def test_a_crash_while_copying_a_root_table_leaves_no_half_table(tmp_path: Path, monkeypatch):
+    from nodulekit.data import download as download_module
+
+    table = b"seriesuid,coordX,coordY,coordZ,class\n" + b"1.2.3,0,0,0,0\n" * 1000
+    archive = tmp_path / "candidates_V2.zip"
+    archive.write_bytes(_zip_bytes({"candidates_V2/candidates_V2.csv": table}))
+
+    def half_then_crash(*args, **kwargs):
+        source, dest = args[0], args[1]
+        data = Path(source).read_bytes() if isinstance(source, (str, Path)) else source.read()
+        if isinstance(dest, (str, Path)):
+            Path(dest).write_bytes(data[: len(data) // 2])
+        else:
+            dest.write(data[: len(data) // 2])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(shutil, "copyfile", half_then_crash)
+    monkeypatch.setattr(shutil, "copyfileobj", half_then_crash)
+    with pytest.raises(OSError, match="No space left"):
+        download_module._extract_into(archive, tmp_path, "candidates_V2", progress=False)
+    # a half table under its real name would never be replaced: the next run skips it
+    assert not (tmp_path / "candidates_V2.csv").exists()
+    assert not [p.name for p in tmp_path.glob(".candidates_V2.csv*")]
+    monkeypatch.undo()
+    shutil.rmtree(tmp_path / "candidates_V2")
+    download_module._extract_into(archive, tmp_path, "candidates_V2", progress=False)
+    assert (tmp_path / "candidates_V2.csv").read_bytes() == table

@@ -160,3 +160,49 @@ def test_dicom_series_with_a_missing_slice_is_refused_not_misread(tmp_path):
         match=r"unevenly spaced or missing slices \(gaps between slice positions of \[2\.5, 5\.0\] mm",
     ):
         read_scan(tmp_path)
+
+
+def test_float_header_over_int16_data_says_the_element_type_and_size_disagree(tmp_path, scan):
+    path = write_scan(scan, tmp_path / "f.mhd")  # int16: 210 voxels, 420 bytes
+    path.write_text(path.read_text().replace("ElementType = MET_SHORT", "ElementType = MET_FLOAT"))
+    with pytest.raises(ScanReadError) as caught:
+        read_scan(path)
+    message = str(caught.value)
+    assert "truncated" not in message
+    assert message.startswith(f"{path}: the element type and the file size disagree")
+    assert "ElementType = MET_FLOAT is 4 bytes per voxel (840 bytes for DimSize = 7 6 5)" in message
+    assert "f.raw holds 420 bytes, exactly 2 per voxel (MET_SHORT or MET_USHORT)" in message
+    assert "fix the ElementType line (MET_SHORT for int16 CT)" in message
+
+
+def test_header_geometry_reads_shape_and_spacing_without_voxels(tmp_path, scan):
+    from nodulekit.data.metaimage import header_geometry, read_header
+
+    path = write_scan(scan, tmp_path / "g.mhd")
+    shape, spacing = header_geometry(read_header(path))
+    assert shape == scan.shape and header_geometry(path) == (shape, spacing)
+    np.testing.assert_allclose(spacing, scan.spacing_zyx_mm)
+    with pytest.raises(ScanReadError, match=r"g\.mhd: needs DimSize"):
+        header_geometry({"DimSize": "1 2"}, source=str(tmp_path / "g.mhd"))
+
+
+def test_read_mask_keeps_labels_and_geometry(tmp_path, scan):
+    import SimpleITK as sitk
+
+    from nodulekit.data import Mask, read_mask
+
+    labels = np.zeros(scan.shape, np.uint8)
+    labels[1:3, 2:4, 1:5] = 3
+    labels[4, 0, 0] = 5
+    mask = Mask.like(scan, labels)
+    sitk.WriteImage(mask.to_sitk(), str(tmp_path / "1.2.3.mhd"))
+    back = read_mask(tmp_path / "1.2.3.mhd", name="lungs")
+    assert back.dtype == np.uint8 and back.seriesuid == "1.2.3" and back.name == "lungs"
+    np.testing.assert_array_equal(back.array, labels)
+    np.testing.assert_allclose(back.origin, scan.origin, atol=1e-4)
+    np.testing.assert_allclose(back.direction, scan.direction, atol=1e-6)
+    assert "labels=[3, 5]" in repr(back) and back.voxel_count == 2 * 2 * 4 + 1
+    wide = sitk.GetImageFromArray(np.full((2, 2, 2), 300, np.int16))
+    sitk.WriteImage(wide, str(tmp_path / "wide.mhd"))
+    with pytest.raises(ScanReadError, match=r"wide\.mhd: mask labels 300\.\.300 do not fit uint8"):
+        read_mask(tmp_path / "wide.mhd")

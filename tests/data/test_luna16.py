@@ -123,3 +123,29 @@ def test_real_sample_root_has_one_scan_and_887_missing(sample_dir):
     nodules = luna.annotations_for(SAMPLE_UID)
     assert len(nodules) == 1 and nodules["diameter_mm"].iloc[0] == pytest.approx(23.35, abs=0.01)
     assert luna.candidates.empty and list(luna.candidates.columns)[-1] == "class"
+
+
+def test_root_is_found_next_to_a_symlinked_scan_not_its_target(root, tmp_path_factory):
+    """ROOT/subset0/UID.mhd may link into shared storage; its tables are ROOT's."""
+    from nodulekit.data import find_luna16_root
+
+    storage = tmp_path_factory.mktemp("shared-storage")  # no tables there
+    link_root = tmp_path_factory.mktemp("linked") / "luna"
+    (link_root / "subset0").mkdir(parents=True)
+    for name in ("annotations.csv", "annotations_excluded.csv"):
+        (link_root / name).write_bytes((root / name).read_bytes())
+    for suffix in (".mhd", ".raw"):
+        target = storage / f"{UIDS[0]}{suffix}"
+        target.write_bytes((root / "subset0" / f"{UIDS[0]}{suffix}").read_bytes())
+        (link_root / "subset0" / f"{UIDS[0]}{suffix}").symlink_to(target)
+    link = link_root / "subset0" / f"{UIDS[0]}.mhd"
+    assert link.is_symlink() and find_luna16_root(link.resolve()) is None
+    assert find_luna16_root(link) == link_root
+    result = CliRunner().invoke(app, ["info", str(link)])
+    assert result.exit_code == 0, result.output
+    assert "nodules: 1" in result.output
+    assert "world (x, y, z) = (-6.0, -16.0, -25.0) mm  voxel (z, y, x) = (2, 4, 4)" in result.output
+    # a link whose folder has no tables still finds the ones above its target
+    loose = tmp_path_factory.mktemp("loose") / f"{UIDS[0]}.mhd"
+    loose.symlink_to(root / "subset0" / f"{UIDS[0]}.mhd")
+    assert find_luna16_root(loose) == root

@@ -70,6 +70,7 @@ def chest_phantom(
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
-    """Dice overlap of two boolean masks."""
+    """Dice overlap of two boolean masks (arrays or `Mask`s)."""
+    a, b = np.asarray(a), np.asarray(b)
     total = int(a.sum()) + int(b.sum())
     return 1.0 if total == 0 else 2.0 * int((a & b).sum()) / total

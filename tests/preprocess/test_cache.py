@@ -98,7 +98,8 @@ def test_same_inputs_reuse_and_other_params_or_sources_rebuild(data, monkeypatch
 
     bigger = _build(candidates, paths, out, shape_zyx=(4, 4, 4))
     assert bigger.crops.shape == (4, 4, 4, 4) and bigger.folder != first.folder
-    assert not first.folder.exists()  # the old data folder is gone
+    assert first.folder.exists()  # the first set stays beside the new one (pruned later)
+    assert len(list(out.glob("data-*"))) == 2
     # same size, other voxels: the fingerprint sees the file content, not its date
     scan = _scan(UIDS[0], 0)
     write_scan(scan.with_array(scan.array + 1), paths[UIDS[0]])
@@ -220,3 +221,216 @@ def test_cache_pickles_without_its_memmap(data):
     clone = pickle.loads(blob)
     np.testing.assert_array_equal(clone.crops, cache.crops)
     assert "n=4" in repr(clone)
+
+
+# -- after a kill, a second user, a second parameter set ---------------------------------
+import os  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import textwrap  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _python(script: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script), *args],
+        capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO,
+    )  # fmt: skip
+
+
+def _save_inputs(candidates, paths, folder: Path) -> Path:
+    table = folder / "inputs.pkl"
+    pd.to_pickle((candidates, {k: str(v) for k, v in paths.items()}), table)
+    return table
+
+
+def test_kill_during_the_final_step_leaves_no_temporary_after_the_next_build(data, tmp_path):
+    candidates, paths, out = data
+    inputs = _save_inputs(candidates, paths, tmp_path)
+    killed = _python(
+        """
+        import os, signal, sys
+        import pandas as pd
+        from nodulekit.preprocess import build_crop_cache
+        candidates, paths = pd.read_pickle(sys.argv[1])
+        real = pd.DataFrame.to_csv
+        def die_on_the_index(self, path=None, *a, **k):
+            if path is None:
+                return real(self, path, *a, **k)
+            os.kill(os.getpid(), signal.SIGKILL)  # while crops.npy sits in its temp folder
+        pd.DataFrame.to_csv = die_on_the_index
+        build_crop_cache(candidates, paths, sys.argv[2], size_mm=12.0, shape_zyx=(6, 6, 6),
+                         workers=0, progress=False)
+        """,
+        str(inputs), str(out),
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert [p.name for p in out.glob(".data-*/crops.npy")]  # the finding: a hidden leftover
+    cache = _build(candidates, paths, out)
+    assert not list(out.glob(".data-*")) and not list(out.glob(".*.tmp"))
+    assert len(cache) == 4 and cache.folder.name.startswith("data-")
+    uninterrupted = _build(candidates, paths, tmp_path / "fresh")
+    np.testing.assert_array_equal(cache.crops, uninterrupted.crops)  # the resume is exact
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"  # an orphaned zombie nobody reaped has finished
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc to see processes")
+def test_workers_die_with_their_parent(tmp_path):
+    script = """
+        import sys, time
+        from nodulekit.preprocess.cache import _worker_pool
+        if __name__ == "__main__":
+            pool = _worker_pool(2)
+            futures = [pool.submit(time.sleep, 120) for _ in range(2)]
+            while len(pool._processes) < 2:
+                time.sleep(0.05)
+            print(*pool._processes, flush=True)
+            time.sleep(120)
+        """
+    path = tmp_path / "parent.py"
+    path.write_text(textwrap.dedent(script))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    parent = subprocess.Popen(
+        [sys.executable, str(path)], stdout=subprocess.PIPE, text=True, env=env, cwd=REPO
+    )
+    workers = [int(p) for p in parent.stdout.readline().split()]
+    assert len(workers) == 2 and all(_alive(pid) for pid in workers)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 15
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    survivors = [pid for pid in workers if _alive(pid)]
+    for pid in survivors:  # do not leave them behind if the test fails
+        os.kill(pid, signal.SIGKILL)
+    assert survivors == []
+
+
+@pytest.mark.parametrize("guard_elsewhere", [False, True])
+def test_workers_in_a_script_without_a_main_guard_fail_with_the_reason(
+    data, tmp_path, guard_elsewhere
+):
+    candidates, paths, out = data
+    inputs = _save_inputs(candidates, paths, tmp_path)
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import pandas as pd
+            from nodulekit.preprocess import build_crop_cache
+            candidates, paths = pd.read_pickle({str(inputs)!r})
+            build_crop_cache(candidates, paths, {str(out)!r}, size_mm=12.0,
+                             shape_zyx=(6, 6, 6), workers=2, progress=False)
+            """
+        )
+        + (
+            'if __name__ == "__main__":\n    print("the build above is not under me")\n'
+            * guard_elsewhere
+        )
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("nodulekit.errors.CacheError")
+    assert 'if __name__ == "__main__":' in last and "workers=0" in last
+
+
+def test_a_reader_keeps_its_crops_while_other_parameters_are_built(data):
+    candidates, paths, out = data
+    first = _build(candidates, paths, out)
+    import pickle
+
+    clone = pickle.loads(pickle.dumps(first))  # what a DataLoader worker opens later
+    for n in (5, 4, 3, 2):
+        _build(candidates, paths, out, shape_zyx=(n, n, n), keep=2)
+    assert first.folder.exists()  # in use: never pruned
+    np.testing.assert_array_equal(clone.crops, first.crops)
+    again = CropCache.open(out, expect={"shape_zyx": SHAPE, "size_mm": SIZE})
+    assert again.folder == first.folder
+    folders = sorted(p.name for p in out.glob("data-*"))
+    assert len(folders) == 3  # the open one, and the two most recently used (3^3 and 2^3)
+    assert CropCache.open(out).params["shape_zyx"] == [2, 2, 2]  # the last built
+    first.close()
+    again.close()
+    clone.close()
+    _build(candidates, paths, out, shape_zyx=(2, 2, 2), keep=1)
+    assert [p.name for p in out.glob("data-*")] == [f"data-{_fp(out)}"]
+
+
+def _fp(out: Path) -> str:
+    return json.loads((out / "params.json").read_text())["fingerprint"][:16]
+
+
+def test_a_cache_folder_of_another_user_says_whose_and_how_to_fix_it(data, monkeypatch):
+    candidates, paths, out = data
+    out.mkdir(mode=0o700)
+    if os.geteuid() == 0:  # root may enter any folder: simulate the second user's view
+        os.chown(out, 65534, 65534)
+        real = os.access
+        monkeypatch.setattr(
+            os, "access", lambda p, mode, **k: False if Path(p) == out else real(p, mode, **k)
+        )
+    else:
+        out.chmod(0o000)
+    try:
+        with pytest.raises(CacheError) as caught:
+            _build(candidates, paths, out)
+    finally:
+        out.chmod(0o700)
+    message = str(caught.value)
+    assert str(out) in message and "cannot use this crop cache folder" in message
+    assert "--cache" in message and str(cache_module.user_cache_dir(out.parent / "data")) in message
+
+
+def test_default_folder_is_the_users_own_cache_keyed_by_the_data_root(data, tmp_path, monkeypatch):
+    candidates, paths, _out = data
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    cache = _build(candidates, paths, None)
+    root = (tmp_path / "data").resolve()
+    assert cache_module.user_cache_dir(root).parent == tmp_path / "xdg" / "nodulekit" / "crops"
+    assert cache.folder.parent == cache_module.user_cache_dir(root)
+    assert cache_module.user_cache_dir(root).name.startswith("data-")
+
+
+def test_defaults_are_the_training_crop():
+    import inspect
+
+    defaults = inspect.signature(build_crop_cache).parameters
+    assert defaults["size_mm"].default == 32.0
+    assert tuple(defaults["shape_zyx"].default) == (24, 24, 24)
+    with pytest.raises(CacheError, match=r"size_mm must be one or 3 finite positive numbers"):
+        cache_module._params(0, (4, 4, 4), -1000)
+    with pytest.raises(CacheError, match=r"shape_zyx must be one or 3 positive integers"):
+        cache_module._params(10, (4, 0, 4), -1000)
+
+
+def test_opening_a_cache_this_user_cannot_read_says_the_fix(data, monkeypatch):
+    candidates, paths, out = data
+    _build(candidates, paths, out)
+    real = Path.read_text
+
+    def denied(self, *args, **kwargs):  # what a second user meets on a 0o700 folder
+        if out in self.parents:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", denied)
+    with pytest.raises(
+        CacheError, match=r"cannot read this crop cache \(Permission denied.*--cache DIR"
+    ):
+        CropCache.open(out)

@@ -3,7 +3,7 @@ import time
 import numpy as np
 import pytest
 
-from nodulekit.data import Scan, read_scan
+from nodulekit.data import Mask, Scan, read_scan
 from nodulekit.errors import GeometryError
 from nodulekit.preprocess import lung_mask, lung_volume_ml
 from tests.conftest import SAMPLE_UID
@@ -18,7 +18,9 @@ def phantom():
 
 def test_phantom_lungs_match_truth(phantom):
     scan, truth, mask = phantom
-    assert mask.dtype == bool and mask.shape == scan.shape
+    assert isinstance(mask, Mask) and mask.dtype == bool and mask.shape == scan.shape
+    assert mask.same_geometry(scan) and mask.name == "lungs"
+    assert np.asarray(mask) is mask.array  # bare-array code keeps working
     assert dice(mask, truth["lungs"]) >= 0.95
 
 
@@ -57,9 +59,22 @@ def test_lung_volume_ml():
     scan = Scan(np.zeros((4, 10, 10), np.int16), (0, 0, 0), (2.0, 2.0, 5.0))
     mask = np.zeros(scan.shape, bool)
     mask[:2, :5, :5] = True  # 50 voxels of 20 mm3 = 1000 mm3 = 1 ml
-    assert lung_volume_ml(mask, scan) == pytest.approx(1.0)
+    assert lung_volume_ml(mask, scan) == pytest.approx(1.0)  # a bare array needs the scan
     with pytest.raises(GeometryError, match="differs from scan shape"):
         lung_volume_ml(mask[:1], scan)
+    with pytest.raises(GeometryError, match="a bare array has no voxel size"):
+        lung_volume_ml(mask)
+    # a Mask knows its voxel size; given with a scan, the grids must agree
+    as_mask = Mask.like(scan, mask)
+    assert lung_volume_ml(as_mask) == pytest.approx(1.0) == as_mask.volume_ml
+    assert lung_volume_ml(as_mask, scan) == pytest.approx(1.0)
+    shifted = Scan(scan.array, (0.0, 0.0, 2.5), scan.spacing)
+    with pytest.raises(
+        GeometryError,
+        match=r"same physical space: Scan grid shape_zyx=\(4, 10, 10\).*origin_xyz_mm="
+        r"\(0\.00, 0\.00, 2\.50\).*; Mask grid shape_zyx=\(4, 10, 10\).*\(0\.00, 0\.00, 0\.00\)",
+    ):
+        lung_volume_ml(as_mask, shifted)
 
 
 @pytest.mark.sample
@@ -69,7 +84,7 @@ def test_real_scan_lung_volume_is_adult(sample_dir):
     start = time.perf_counter()
     mask = lung_mask(scan)
     seconds = time.perf_counter() - start
-    volume = lung_volume_ml(mask, scan)
+    volume = lung_volume_ml(mask)
     print(f"lung volume {volume:.0f} ml in {seconds:.1f} s")
     assert 3000 <= volume <= 8000  # measured: 3838 ml
     # the nodule of this scan (LUNA16 annotation, 23.4 mm) lies inside the mask

@@ -10,6 +10,7 @@ import pytest
 
 from nodulekit.data.scan import Scan
 from nodulekit.viz.slices import (
+    CROSSHAIR_COLOR,
     CROSSHAIR_INDEX,
     STYLE_COLORS,
     STYLE_INDEX,
@@ -18,7 +19,10 @@ from nodulekit.viz.slices import (
     draw_crosshair,
     nodule_circles_on_slice,
     plane_geometry,
+    plane_png,
     plane_point,
+    plane_rgb,
+    plane_size,
     render_slice,
     slice_figure,
     to_png,
@@ -61,7 +65,7 @@ def test_unknown_diameter_is_drawn_as_3mm_and_style_is_kept(scan: Scan) -> None:
 def test_coronal_plane_is_stretched_and_flipped_superior_up() -> None:
     # z spacing 2 mm, x spacing 1 mm: each z voxel is 2 rendered rows; superior (high z) on top
     scan = Scan(np.zeros((4, 6, 8), np.int16), origin=(0, 0, 0), spacing=(1, 1, 2))
-    geo = plane_geometry(scan.shape, scan.spacing_zyx, "coronal")
+    geo = plane_geometry(scan.shape, scan.spacing_zyx_mm, "coronal")
     assert (geo.n_rows, geo.n_cols, geo.row_scale) == (8, 8, 2.0)
     assert plane_point(scan, "coronal", (3, 0, 5)) == (pytest.approx(0.5), 5.0)  # top voxel
     assert plane_point(scan, "coronal", (0, 0, 5)) == (pytest.approx(6.5), 5.0)
@@ -133,19 +137,50 @@ def test_rgb_circle_colours_and_dashes() -> None:
 
 
 def test_slice_figure_draws_into_given_axes(scan: Scan) -> None:
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax1, ax2) = plt.subplots(1, 2)
+    fig = Figure()
+    ax1, ax2 = fig.subplots(1, 2)
     out = slice_figure(
         scan, "axial", 5, nodules=_nodule(5, 5, 5, 4), excluded=_nodule(2, 2, 5, -1), ax=ax2
     )
-    assert out is fig
-    assert len(ax2.patches) == 2 and len(ax1.patches) == 0
-    assert ax2.patches[0].get_linestyle() == "-" and ax2.patches[1].get_linestyle() == "--"
-    plt.close(fig)
+    assert out is fig and len(ax1.images) == 0 and ax2.get_title() == "axial 5"
+    shown = ax2.images[0].get_array()
+    np.testing.assert_array_equal(
+        shown, plane_rgb(scan, "axial", 5, nodules=_nodule(5, 5, 5, 4),
+                         excluded=_nodule(2, 2, 5, -1))
+    )  # fmt: skip
+    # the 4 mm nodule at (5, 5) mm: a red ring 2 mm = 4 px from its centre pixel (10, 10)
+    assert tuple(shown[10, 14]) == STYLE_COLORS["nodule"]
+    assert slice_figure(scan).axes[0].get_title() == "axial 6"  # middle slice by default
+
+
+def test_plane_rgb_draws_findings_and_crosshair_in_one_place(scan: Scan) -> None:
+    rgb = plane_rgb(scan, "axial", 5, nodules=_nodule(5, 5, 5, 4), crosshair_zyx=(5, 2, 3))
+    assert rgb.shape == (20, 20, 3) and rgb.dtype == np.uint8
+    assert tuple(rgb[10, 14]) == STYLE_COLORS["nodule"]
+    assert tuple(rgb[2, 0]) == CROSSHAIR_COLOR and tuple(rgb[0, 3]) == CROSSHAIR_COLOR
+    indexed = plane_rgb(scan, "axial", 5, nodules=_nodule(5, 5, 5, 4), indexed=True)
+    assert indexed.ndim == 2 and indexed[10, 14] == STYLE_INDEX["nodule"]
+    from PIL import Image
+
+    png = plane_png(scan, "axial", 5, nodules=_nodule(5, 5, 5, 4), crosshair_zyx=(5, 2, 3))
+    back = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    np.testing.assert_array_equal(back, rgb)
+    assert plane_size(scan, "coronal") == (24, 20)  # 12 slices of 1 mm in 0.5 mm pixels
+
+
+def test_plane_index_is_along_the_lps_array_whatever_the_file() -> None:
+    """A RAS scan and its LPS twin give the same picture for the same index."""
+    lps = _bright_scan((1, 0, 0, 0, 1, 0, 0, 0, 1))
+    ras = _bright_scan((-1, 0, 0, 0, -1, 0, 0, 0, 1))
+    z, y, x = lps.world_to_index(BRIGHT_XYZ_MM)
+    for plane, index in (("axial", z), ("coronal", y), ("sagittal", x)):
+        np.testing.assert_array_equal(
+            plane_rgb(ras, plane, int(index), window=(0, 2000)),
+            plane_rgb(lps, plane, int(index), window=(0, 2000)),
+        )
+    assert plane_rgb(lps, "axial", int(z), window=(0, 2000)).max() > 0  # the bright voxel shows
 
 
 # -- orientation: a scan whose file is not LPS shows as LPS ------------------------------------

@@ -53,3 +53,33 @@ def test_nodule_sphere_is_drawn_at_its_place_and_turns(chest: Scan) -> None:
     back_row, back_col = _sphere_centroid(model, 180, nodule)
     assert (back_row, back_col) == pytest.approx((row, 96 - 1 - col), abs=1.0)  # mirrored
     assert _sphere_centroid(model, 90, nodule)[1] == pytest.approx(47.5, abs=1.0)  # y = 24
+
+
+def test_lungs_are_the_kits_lung_mask(chest: Scan, monkeypatch) -> None:
+    """The 3D view calls `nodulekit.preprocess.lung_mask` (on its coarse grid), nothing else."""
+    import nodulekit.preprocess.lung as lung
+
+    calls = []
+    real = lung.lung_mask
+
+    def spy(scan, **kwargs):
+        calls.append(scan.spacing)
+        return real(scan, **kwargs)
+
+    monkeypatch.setattr(lung, "lung_mask", spy)
+    model = prepare_volume(chest)
+    assert calls == [(2.0, 2.0, 2.0)]
+    expected = np.asarray(real(Scan(chest.array, (0, 0, 0), (2, 2, 2))), bool)
+    np.testing.assert_array_equal(model.lung > 0.5, _smoothed(expected) > 0.5)
+
+
+def test_no_lungs_shows_the_body(chest: Scan) -> None:
+    body = Scan(np.where(chest.array > -900, 0, -1000).astype(np.int16), (0, 0, 0), (2, 2, 2))
+    model = prepare_volume(body)  # no enclosed air: no lung
+    assert (model.lung > 0.5)[20, 24, 24] and not (model.lung > 0.5)[20, 1, 1]
+
+
+def _smoothed(mask: np.ndarray) -> np.ndarray:
+    from scipy import ndimage
+
+    return ndimage.gaussian_filter(mask.astype(np.float32), 1.0)

@@ -10,46 +10,19 @@ import pytest
 
 from nodulekit.data.io import write_scan
 from nodulekit.data.scan import Scan
-from nodulekit.errors import ScanReadError
-from nodulekit.widgets import ScanBrowser
-from nodulekit.widgets._browser_logic import (
+from nodulekit.data.series import (
     describe_path,
     filter_series,
-    open_source,
-    quick_look,
-    series_table,
 )
-from nodulekit.widgets._viewer_logic import ScanCache, jump_to_nodule, probe
-
-A, B, C, MISSING = "1.2.3.100", "1.2.3.200", "1.2.3.300", "1.2.3.400"
-
-
-def _scan(shape, spacing_xyz, seed: int) -> Scan:
-    array = np.random.default_rng(seed).integers(-1000, 400, size=shape).astype(np.int16)
-    return Scan(array, origin=(0, 0, 0), spacing=spacing_xyz)
+from nodulekit.errors import ScanReadError
+from nodulekit.widgets import ScanBrowser
+from tests.data.test_series import A, B, C, _scan, make_luna_root
 
 
 @pytest.fixture
 def luna_root(tmp_path: Path) -> Path:
     """3 scans in 2 subsets; A and C have a nodule, A an excluded finding; D is missing."""
-    root = tmp_path / "luna"
-    write_scan(_scan((10, 16, 16), (1.0, 1.0, 2.0), 0), root / "subset0" / f"{A}.mhd")
-    write_scan(_scan((8, 16, 16), (0.8, 0.8, 1.25), 1), root / "subset0" / f"{B}.mhd")
-    write_scan(_scan((12, 16, 16), (1.0, 1.0, 2.5), 2), root / "subset1" / f"{C}.mhd")
-    pd.DataFrame(
-        {
-            "seriesuid": [A, C, MISSING],
-            "coordX": [8.0, 5.0, 1.0],
-            "coordY": [6.0, 5.0, 1.0],
-            "coordZ": [10.0, 12.5, 1.0],
-            "diameter_mm": [6.0, 4.0, 5.0],
-        }
-    ).to_csv(root / "annotations.csv", index=False)
-    pd.DataFrame(
-        {"seriesuid": [A], "coordX": [3.0], "coordY": [2.0], "coordZ": [4.0], "diameter_mm": [-1.0]}
-    ).to_csv(root / "annotations_excluded.csv", index=False)
-    (root / "seriesuids.csv").write_text("\n".join([A, B, C, MISSING]) + "\n")
-    return root
+    return make_luna_root(tmp_path)
 
 
 def _write_dicom(folder: Path, modality: str, tags: dict[str, str]) -> Path:
@@ -76,67 +49,6 @@ def _write_dicom(folder: Path, modality: str, tags: dict[str, str]) -> Path:
 def mr_folder(tmp_path: Path) -> Path:
     """A DICOM folder holding one 3-slice MR series and no CT."""
     return _write_dicom(tmp_path / "mr", "MR", {})
-
-
-# -- plain functions -----------------------------------------------------------------------
-def test_describe_path_says_what_it_found(luna_root: Path) -> None:
-    assert describe_path(luna_root) == (
-        "LUNA16 root: 3 scans on disk in 2 subsets, 1 named in the tables but missing"
-    )
-    assert describe_path(luna_root / "subset1" / f"{C}.mhd") == f"scan file: {C}.mhd"
-    assert quick_look(luna_root).startswith("looks like a LUNA16 root (subset0, subset1)")
-
-
-def test_series_table_reads_headers_and_counts_nodules(luna_root: Path) -> None:
-    table = series_table(open_source(luna_root)).set_index("seriesuid")
-    assert table.loc[A, "shape_zyx"] == (10, 16, 16)
-    assert table.loc[B, "spacing_zyx_mm"] == pytest.approx((1.25, 0.8, 0.8))
-    assert table["slice_thickness_mm"].tolist() == [2.0, 1.25, 2.5]
-    assert table["n_nodules"].tolist() == [1, 0, 1] and table["n_excluded"].tolist() == [1, 0, 0]
-    assert table["subset"].tolist() == [0, 0, 1]
-    assert table.loc[A, "short_uid"] == A  # short UIDs stay whole
-
-
-def test_filter_and_sort_series(luna_root: Path) -> None:
-    table = series_table(open_source(luna_root))
-    assert filter_series(table, has_nodules=True)["seriesuid"].tolist() == [A, C]
-    assert filter_series(table, has_nodules=False)["seriesuid"].tolist() == [B]
-    assert filter_series(table, subset=0, min_thickness_mm=1.5)["seriesuid"].tolist() == [A]
-    assert filter_series(table, max_thickness_mm=2.0, text="200")["seriesuid"].tolist() == [B]
-    by_thickness = filter_series(table, sort_by="slice_thickness_mm", ascending=False)
-    assert by_thickness["seriesuid"].tolist() == [C, A, B]
-    with pytest.raises(ValueError, match="sort_by must be a column"):
-        filter_series(table, sort_by="thickness")
-
-
-def test_probe_gives_world_voxel_and_hu() -> None:
-    array = np.arange(2 * 3 * 4, dtype=np.int16).reshape(2, 3, 4)
-    scan = Scan(array, origin=(-10.0, 5.0, 100.0), spacing=(0.5, 2.0, 3.0))
-    info = probe(scan, (1, 2, 3))
-    # x = -10 + 3 * 0.5, y = 5 + 2 * 2, z = 100 + 1 * 3; HU = 1 * 12 + 2 * 4 + 3
-    assert info == {"world_xyz_mm": (-8.5, 9.0, 103.0), "index_zyx": (1, 2, 3), "hu": 23}
-    with pytest.raises(IndexError, match=r"inside shape \(2, 3, 4\)"):
-        probe(scan, (2, 0, 0))
-
-
-def test_jump_to_nodule_is_the_nearest_voxel_clipped() -> None:
-    scan = Scan(np.zeros((10, 16, 16), np.int16), origin=(0, 0, 0), spacing=(1, 1, 2))
-    assert jump_to_nodule(scan, {"coordX": 8.0, "coordY": 6.2, "coordZ": 10.9}) == (5, 6, 8)
-    assert jump_to_nodule(scan, {"coordX": -50, "coordY": 99, "coordZ": 9e3}) == (9, 15, 0)
-
-
-def test_scan_cache_keeps_recent_scans_within_its_bytes() -> None:
-    def scan(n):  # n * 2 bytes
-        return Scan(np.zeros((1, 1, n), np.int16), (0, 0, 0), (1, 1, 1))
-
-    cache = ScanCache(max_bytes=100)
-    cache.put("a", scan(20))
-    cache.put("b", scan(20))
-    assert cache.get("a") is not None  # a is now the most recent
-    cache.put("c", scan(20))  # 120 bytes: drop the least recent, b
-    assert list(cache) == ["a", "c"] and cache.nbytes == 80
-    cache.put("big", scan(80))  # alone over the budget: kept, the others go
-    assert list(cache) == ["big"]
 
 
 # -- the widget ----------------------------------------------------------------------------
@@ -176,13 +88,26 @@ def test_picking_a_row_loads_and_slices_redraw(browser: ScanBrowser) -> None:
     assert windowed not in (before, moved)
 
 
-def test_clicking_a_nodule_row_moves_all_planes(browser: ScanBrowser) -> None:
+def test_clicking_a_finding_row_moves_all_planes(browser: ScanBrowser) -> None:
     browser.select_series(A).result(timeout=30)
-    assert browser.nodule_select.options[0].startswith("nodule")
+    assert browser.findings["kind"].tolist() == ["nodule", "excluded"]
+    assert browser.nodule_select.options[0].startswith("nodule 1   6.0 mm")
+    # LUNA16's -1: not measured, a non-nodule or a nodule under 3 mm; never "<3 mm" alone
+    assert browser.nodule_select.options[1].startswith("excluded 1 non-nodule or nodule < 3 mm")
     browser.jump_to((0, 0, 0))
-    assert browser.select_nodule(1) == (2, 2, 3)  # the excluded finding at (3, 2, 4) mm
-    assert browser.select_nodule(0) == (5, 6, 8)
+    assert browser.select_finding(1) == (2, 2, 3)  # the excluded finding at (3, 2, 4) mm
+    assert browser.select_finding(0) == (5, 6, 8)
     assert (browser.z_slider.value, browser.y_slider.value, browser.x_slider.value) == (5, 6, 8)
+
+
+def test_last_nodule_is_a_nodule_never_an_excluded_finding(browser: ScanBrowser) -> None:
+    browser.select_series(A).result(timeout=30)
+    browser.jump_to((0, 0, 0))
+    assert len(browser.nodules) == 1 and set(browser.nodules["kind"]) == {"nodule"}
+    assert browser.select_nodule(len(browser.nodules) - 1) == (5, 6, 8)
+    assert browser.select_nodule(-1) == (5, 6, 8)
+    with pytest.raises(IndexError, match="this scan has 1 nodule"):
+        browser.select_nodule(1)
 
 
 def test_going_back_comes_from_the_cache(browser: ScanBrowser) -> None:
@@ -203,13 +128,37 @@ def test_3d_view_renders_on_request(browser: ScanBrowser) -> None:
     assert bytes(browser.view3d_image.value) != first
 
 
-def test_single_file_opens_and_loads(luna_root: Path) -> None:
+def test_single_file_in_a_luna_root_shows_the_roots_nodules(luna_root: Path) -> None:
     widget = ScanBrowser(luna_root / "subset1" / f"{C}.mhd")
     try:
         assert widget.loading.result(timeout=30).shape == (12, 16, 16)
-        assert widget.nodule_select.options == ()  # no tables beside a single file
+        assert widget.findings["kind"].tolist() == ["nodule"]  # found as `nodulekit info` does
+        assert widget.index_zyx == (5, 5, 5)  # opened on it: (5, 5, 12.5) mm
+        assert [uid for _, uid in widget.series_select.options] == [C]
     finally:
         widget.close()
+
+
+def test_single_file_outside_luna_has_no_findings(tmp_path: Path) -> None:
+    write_scan(_scan((4, 8, 8), (1.0, 1.0, 1.0), 3), tmp_path / "alone.mhd")
+    widget = ScanBrowser(tmp_path / "alone.mhd")
+    try:
+        assert widget.loading.result(timeout=30).shape == (4, 8, 8)
+        assert widget.nodule_select.options == () and widget.findings.empty
+    finally:
+        widget.close()
+
+
+def test_widget_filter_is_filter_series(browser: ScanBrowser) -> None:
+    browser.table.loc[browser.table["seriesuid"] == B, "slice_thickness_mm"] = np.nan
+    browser.refresh_table()
+    assert [uid for _, uid in browser.series_select.options] == [A, B, C]  # no bound: all
+    browser.thickness_filter.value = (1.5, browser.thickness_filter.max)
+    assert [uid for _, uid in browser.series_select.options] == [A, C]
+    args = browser.filter_arguments()
+    assert args["min_thickness_mm"] == 1.5 and args["max_thickness_mm"] is None
+    expected = filter_series(browser.table, **args)
+    pd.testing.assert_frame_equal(browser.filtered_table(), expected)
 
 
 def _nowhere(tmp: Path) -> Path:
@@ -337,5 +286,21 @@ def test_file_in_ras_is_shown_as_lps(tmp_path: Path) -> None:
         assert (
             "LPS voxel (z, y, x)" in widget.probe_html.value and "400 HU" in widget.probe_html.value
         )
+    finally:
+        widget.close()
+
+
+@pytest.mark.slow
+def test_real_sample_single_file_finds_its_roots_tables(sample_dir: Path) -> None:
+    mhd = next((sample_dir / "luna16-mini" / "subset0").glob("*.mhd"))
+    widget = ScanBrowser(mhd)
+    try:
+        widget.loading.result(timeout=60)
+        assert widget.nodule_select.options[0].startswith("nodule 1   23.4 mm")
+        assert widget.index_zyx == (90, 367, 316)
+        kinds = widget.findings["kind"]
+        assert (kinds == "nodule").sum() == 1 and (kinds == "excluded").sum() == 25
+        unmeasured = widget.findings.loc[widget.findings["diameter_mm"] < 0]
+        assert set(unmeasured["kind"]) == {"excluded"}
     finally:
         widget.close()

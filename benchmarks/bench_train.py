@@ -57,7 +57,7 @@ from nodulekit.models import build_model  # noqa: E402
 from nodulekit.preprocess import CropCache  # noqa: E402
 from nodulekit.train import Augment, BalancedSampler, CandidateDataset  # noqa: E402
 
-MODELS = ["default", "resnet"]
+MODELS = ["cnn", "resnet"]
 
 
 def train_rate(
@@ -201,7 +201,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cache = fake_cache(Path(tmp), n=2048, shape=args.shape)
         crops_s = loader_rate(cache, batch=args.batch, workers=args.workers, samples=1024)
-        ratio = crops_s / rates["default"]
+        ratio = crops_s / rates["cnn"]
         print(f"  loader with augmentation, {args.workers} workers: {crops_s:8.1f} crops/s")
         print(f"  ratio loader / default-model training: {ratio:.1f} (target >= 3)")
         before = first_batch_seconds("lazy", Path(tmp), args)

@@ -32,6 +32,14 @@ _LAZY = {
     "save_checkpoint": "nodulekit.train.checkpoint",
     "sha256_of": "nodulekit.train.checkpoint",
     "binary_metrics": "nodulekit.train.metrics",
+    "choose_thresholds": "nodulekit.train.metrics",
+    "recall_by_size": "nodulekit.train.metrics",
+    "nodule_diameters": "nodulekit.train.data",
+    "BinaryClassification": "nodulekit.train.task",
+    "LoopState": "nodulekit.train.state",
+    "Trainer": "nodulekit.train.loop",
+    "claim_run_dir": "nodulekit.train.run_dir",
+    "checksum_path": "nodulekit.train.checkpoint",
 }
 
 __all__ = sorted(_LAZY)

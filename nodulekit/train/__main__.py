@@ -25,12 +25,14 @@ def main(argv: list[str] | None = None) -> int:
     info = ddp.init_distributed()
     if info.is_main:
         print(f"run folder: {result.run_dir}")
-        print(f"best epoch: {result.best_epoch}  best val AUC: {result.best_val_auc:.4f}")
+        best = "none" if result.best_epoch is None else result.best_epoch + 1  # from 1
+        print(f"best epoch: {best}  best val AUC: {result.best_val_auc:.4f}")
         if result.test_metrics:
             m = result.test_metrics
             print(
-                f"test AUC: {m['auc']:.4f}  AP: {m['ap']:.4f}  "
-                f"recall@P>=0.85: {m['recall_at_p85']:.3f}"
+                f"test AUC: {m['auc']:.4f}  AP: {m['ap']:.4f}  at the validation's threshold "
+                f"{m['threshold']:.3f}: recall {m['recall_best']:.3f}, precision "
+                f"{m['precision_best']:.3f}"
             )
     ddp.cleanup(info)
     return 0

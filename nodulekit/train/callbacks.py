@@ -5,10 +5,14 @@ A callback is any object with some of these methods (missing ones are skipped):
 - ``on_train_begin(config)``: once, before the first epoch;
 - ``on_batch_end(step, loss)``: after each optimiser step (``step`` counts from 0 over the run);
 - ``on_epoch_end(metrics) -> bool | None``: after validation, with that epoch's metrics row
-  (the dict written to ``metrics.csv`` plus ``best_checkpoint``); return ``True`` to stop;
+  (the dict written to ``metrics.csv``, ``epoch`` counted from 0, plus ``best_epoch`` and
+  ``best_checkpoint``); return ``True`` to stop: the run then ends as ``"stopped"`` and does
+  not score the test split (`TrainResult.stop_reason`);
 - ``on_train_end(result)``: once, with the `TrainResult`.
 
-Only rank 0 of a distributed run calls them.
+Only rank 0 of a distributed run calls them. The loop's own handlers
+(`nodulekit.train.handlers`: metrics file, checkpoints, progress line, early stopping) follow
+the same protocol and run before these.
 """
 
 from __future__ import annotations

@@ -45,6 +45,9 @@ class CandidateDataset(Dataset):
     augment : callable, optional
         ``augment(array_hu, index=..., epoch=...) -> array_hu``, e.g. `Augment`; ``None``
         (evaluation) returns the stored crop unchanged.
+    diameters_mm : array of float, optional
+        Nodule diameter of every cache row (NaN: unknown or not a nodule), e.g. from
+        `nodule_diameters`; default: the index's ``diameter_mm`` column when it has one.
 
     Each sample is ``(x, y, meta)``: ``x`` float32 tensor ``(1, D, H, W)`` in ``[0, 1]``,
     ``y`` the int label (1 nodule, 0 not), ``meta`` a dict with ``seriesuid``,
@@ -57,6 +60,7 @@ class CandidateDataset(Dataset):
         indices: Sequence[int] | np.ndarray | None = None,
         *,
         augment: Any = None,
+        diameters_mm: np.ndarray | None = None,
     ) -> None:
         index = cache.index
         missing = {"seriesuid", "coordX", "coordY", "coordZ", "class"} - set(index.columns)
@@ -79,6 +83,13 @@ class CandidateDataset(Dataset):
         self._labels = index["class"].to_numpy(dtype=np.int64)
         self._uids = index["seriesuid"].astype(str).to_numpy()
         self._xyz = index[["coordX", "coordY", "coordZ"]].to_numpy(dtype=np.float64)
+        if diameters_mm is None and "diameter_mm" in index.columns:
+            diameters_mm = pd.to_numeric(index["diameter_mm"], errors="coerce").to_numpy()
+        if diameters_mm is not None and len(diameters_mm) != n:
+            raise ValueError(
+                f"diameters_mm needs one value per cache row ({n}), not {len(diameters_mm)}"
+            )
+        self._diameters = None if diameters_mm is None else np.asarray(diameters_mm, float)
 
     def __len__(self) -> int:
         return int(self.indices.size)
@@ -92,6 +103,13 @@ class CandidateDataset(Dataset):
     def seriesuids(self) -> np.ndarray:
         """Series UIDs of the samples, in sample order."""
         return self._uids[self.indices]
+
+    @property
+    def diameters_mm(self) -> np.ndarray | None:
+        """Nodule diameters of the samples in mm (NaN: unknown); None when none are known."""
+        if self._diameters is None or not np.isfinite(self._diameters).any():
+            return None
+        return self._diameters[self.indices]
 
     def set_epoch(self, epoch: int) -> None:
         """Set the epoch that seeds augmentation (call before each epoch's DataLoader pass)."""
@@ -109,6 +127,39 @@ class CandidateDataset(Dataset):
             "index": row,
         }
         return x, int(self._labels[row]), meta
+
+
+def nodule_diameters(index: pd.DataFrame, annotations: pd.DataFrame) -> np.ndarray:
+    """The diameter of the annotated nodule each nodule candidate (class 1) lies in.
+
+    A candidate lies in a nodule when its world position is within the nodule's radius
+    (LUNA16's rule for a hit); the nearest such nodule of its series gives the diameter.
+    Other rows, and nodule candidates in no annotated nodule, get NaN.
+
+    Examples
+    --------
+    >>> index = pd.DataFrame({"seriesuid": ["a", "a", "b"], "coordX": [0.0, 9.0, 0.0],
+    ...     "coordY": [0.0] * 3, "coordZ": [1.0] * 3, "class": [1, 1, 0]})
+    >>> ann = pd.DataFrame({"seriesuid": ["a"], "coordX": [0.0], "coordY": [0.0],
+    ...     "coordZ": [0.0], "diameter_mm": [5.0]})
+    >>> nodule_diameters(index, ann).tolist()
+    [5.0, nan, nan]
+    """
+    out = np.full(len(index), np.nan)
+    xyz = ["coordX", "coordY", "coordZ"]
+    by_series = {uid: rows for uid, rows in annotations.groupby("seriesuid")}
+    positives = np.flatnonzero(index["class"].to_numpy() == 1)
+    for row in positives:
+        nodules = by_series.get(index["seriesuid"].iloc[row])
+        if nodules is None:
+            continue
+        centre = index[xyz].iloc[row].to_numpy(dtype=float)
+        distance = np.linalg.norm(nodules[xyz].to_numpy(dtype=float) - centre, axis=1)
+        diameter = nodules["diameter_mm"].to_numpy(dtype=float)
+        inside = distance <= diameter / 2
+        if inside.any():
+            out[row] = diameter[inside][np.argmin(distance[inside])]
+    return out
 
 
 def split_by_series(

@@ -28,7 +28,6 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from nodulekit._files import write_text_atomic
-from nodulekit.errors import OutputExistsError
 from nodulekit.models import build_model
 from nodulekit.train import distributed as ddp
 from nodulekit.train.callbacks import CallbackList
@@ -43,11 +42,11 @@ from nodulekit.train.handlers import (
     metrics_frame,
 )
 from nodulekit.train.resume import load_resume_checkpoint, schedule_changed
-from nodulekit.train.run_dir import claim_run_dir, make_run_dir
+from nodulekit.train.run_dir import claim_run, make_run_dir
 from nodulekit.train.sampler import BalancedSampler
 from nodulekit.train.schedule import fast_forward, make_scheduler
 from nodulekit.train.state import LoopState
-from nodulekit.train.task import BinaryClassification, evaluate_split, predict_logits
+from nodulekit.train.task import BinaryClassification, Task, evaluate_split, predict_logits
 
 __all__ = [
     "METRIC_COLUMNS",
@@ -67,7 +66,8 @@ class TrainResult:
     """What a run produced.
 
     ``best_epoch`` is 0-based like the ``epoch`` column of ``metrics.csv`` (the progress line
-    counts from 1). ``stop_reason`` is one of `nodulekit.train.state.STOP_REASONS`;
+    counts from 1); ``best_val_auc`` is the best value of the task's monitored column (the
+    validation ROC AUC for the default `BinaryClassification`). ``stop_reason`` is one of `nodulekit.train.state.STOP_REASONS`;
     ``test_metrics`` is empty when there was no test split or the run was stopped by a
     callback (e.g. `StopAfter`): only a finished run scores the test split.
     """
@@ -91,7 +91,7 @@ class Trainer:
     info: ddp.DistInfo
     device: torch.device
     amp: torch.dtype | None
-    task: Any
+    task: Task
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: Any
@@ -147,23 +147,6 @@ def _torch_settings(config: TrainConfig, device: torch.device) -> Iterator[None]
         torch.set_num_threads(threads_before)
         if device.type == "cpu":
             torch.use_deterministic_algorithms(was_deterministic)
-
-
-@contextlib.contextmanager
-def _claimed(config: TrainConfig, info: ddp.DistInfo) -> Iterator[Path]:
-    """Rank 0 checks and locks the run folder (`claim_run_dir`); every rank learns the answer."""
-    with contextlib.ExitStack() as stack:
-        error = None
-        if info.is_main:
-            try:
-                stack.enter_context(
-                    claim_run_dir(config.out, resume=config.resume, overwrite=config.overwrite)
-                )
-            except OutputExistsError as caught:
-                error = caught
-        if ddp.broadcast_object(info, None if error is None else str(error)) is not None:
-            raise error or OutputExistsError(f"run folder {config.out} was refused by rank 0")
-        yield Path(config.out)
 
 
 def _build_trainer(
@@ -405,7 +388,7 @@ def fit(
     test_dataset: Dataset | None = None,
     callbacks: Iterable[Any] = (),
     data_fingerprint: str = "",
-    task: Any = None,
+    task: Task | None = None,
 ) -> TrainResult:
     """Train ``config.model`` on ``train_dataset`` and validate on ``val_dataset``.
 
@@ -426,7 +409,7 @@ def fit(
     device = resolve_device(config.device, local_rank=info.local_rank)
     checkpoint = load_resume_checkpoint(config, device) if config.resume else None
     hooks = CallbackList(callbacks if info.is_main else ())
-    with _torch_settings(config, device), _claimed(config, info) as run_dir:
+    with _torch_settings(config, device), claim_run(config, info) as run_dir:
         trainer = _build_trainer(
             config,
             info,

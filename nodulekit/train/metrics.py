@@ -139,7 +139,8 @@ def recall_by_size(
     """Recall at ``threshold`` per nodule size band (`SIZE_BANDS_MM`), and the nodule counts.
 
     Keys ``recall_lt6mm``, ``recall_6to10mm``, ``recall_gt10mm`` (NaN for an empty band)
-    and ``nodules_lt6mm``... (how many nodules of known diameter each band holds). Bands are
+    and ``nodules_lt6mm``... (how many nodules of known diameter each band holds). A NaN
+    ``threshold`` (validation chose none) gives NaN recalls. Bands are
     ``< 6``, ``6 - 10`` (both ends included) and ``> 10`` mm.
 
     Examples
@@ -151,12 +152,14 @@ def recall_by_size(
     """
     y = np.asarray(labels).astype(int).ravel()
     found = np.asarray(probabilities, dtype=float).ravel() >= threshold
+    unknown = math.isnan(threshold)  # no operating point: no recall to report
     d = np.asarray(diameters_mm, dtype=float).ravel()
     out: dict[str, float] = {}
     for name, (low, high) in SIZE_BANDS_MM.items():
-        upper = d <= high if name == "6to10mm" else d < high
-        band = (y == 1) & (d >= low) & upper
-        out[f"recall_{name}"] = float(found[band].mean()) if band.any() else float("nan")
+        inside = {"lt6mm": d < high, "6to10mm": (d >= low) & (d <= high), "gt10mm": d > low}
+        band = (y == 1) & inside[name]
+        known = band.any() and not unknown
+        out[f"recall_{name}"] = float(found[band].mean()) if known else float("nan")
         out[f"nodules_{name}"] = int(band.sum())
     return out
 

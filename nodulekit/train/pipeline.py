@@ -8,6 +8,9 @@
    the final test (by default the last two subsets on disk, `choose_splits`), the other
    subsets train;
 4. `nodulekit.train.loop.fit`.
+
+The run folder is checked and locked (`nodulekit.train.run_dir`), and a ``resume`` checkpoint
+checked, before the crop cache is built: a refused run fails in seconds, not after the cache.
 """
 
 from __future__ import annotations
@@ -21,8 +24,15 @@ from nodulekit.errors import NodulekitError
 from nodulekit.train import distributed as ddp
 from nodulekit.train.augment import Augment
 from nodulekit.train.config import TrainConfig
-from nodulekit.train.data import CandidateDataset, choose_splits, split_by_series
+from nodulekit.train.data import (
+    CandidateDataset,
+    choose_splits,
+    nodule_diameters,
+    split_by_series,
+)
 from nodulekit.train.loop import TrainResult, data_fingerprint, fit, resolve_device
+from nodulekit.train.resume import load_resume_checkpoint
+from nodulekit.train.run_dir import claim_run
 
 
 def default_cache_dir(config: TrainConfig) -> Path:
@@ -69,12 +79,16 @@ def open_or_build_cache(config: TrainConfig, *, progress: bool = False):
     )
 
 
-def make_datasets(config: TrainConfig, cache: Any) -> dict[str, CandidateDataset]:
+def make_datasets(
+    config: TrainConfig, cache: Any, *, annotations: Any = None
+) -> dict[str, CandidateDataset]:
     """Train (augmented when ``config.augment``), val and test datasets split by series.
 
     Validation and test subsets left as ``None`` in ``config`` are chosen by
     `choose_splits` from the subsets in the cache, and written back into ``config`` so that
-    ``config.json`` records them.
+    ``config.json`` records them. With ``annotations`` (LUNA16's ``annotations.csv``) every
+    nodule candidate knows its nodule's diameter (`nodule_diameters`), so the test reports
+    recall per size band.
     """
     config.val_subsets, config.test_subsets = choose_splits(
         cache.index["subset"].astype(int), config.val_subsets, config.test_subsets
@@ -91,10 +105,13 @@ def make_datasets(config: TrainConfig, cache: Any) -> dict[str, CandidateDataset
                 "choose --val-subsets/--test-subsets among the subsets present"
             )
     augment = Augment(seed=config.seed) if config.augment else None
+    sizes = None
+    if annotations is not None and len(annotations):
+        sizes = nodule_diameters(cache.index, annotations)
     return {
-        "train": CandidateDataset(cache, splits["train"], augment=augment),
-        "val": CandidateDataset(cache, splits["val"]),
-        "test": CandidateDataset(cache, splits["test"]),
+        "train": CandidateDataset(cache, splits["train"], augment=augment, diameters_mm=sizes),
+        "val": CandidateDataset(cache, splits["val"], diameters_mm=sizes),
+        "test": CandidateDataset(cache, splits["test"], diameters_mm=sizes),
     }
 
 
@@ -114,21 +131,38 @@ def train(config: TrainConfig | Mapping[str, Any], *, callbacks: Iterable[Any] =
     if not isinstance(config, TrainConfig):
         config = TrainConfig.from_dict(dict(config))
     info = ddp.init_distributed(resolve_device(config.device).type)
-    if info.is_main:
-        cache = open_or_build_cache(config, progress=bool(config.progress))
-    ddp.barrier(info)
-    if not info.is_main:
-        cache = open_or_build_cache(config)  # rank 0 built it: this only opens it
-    datasets = make_datasets(config, cache)
-    splits = {name: ds.indices for name, ds in datasets.items()}
-    fingerprint = data_fingerprint(
-        str(cache.params.get("fingerprint", "")), splits, cache.index["seriesuid"].to_numpy()
-    )
-    return fit(
-        config,
-        datasets["train"],
-        datasets["val"],
-        test_dataset=datasets["test"],
-        callbacks=callbacks,
-        data_fingerprint=fingerprint,
-    )
+    if config.resume:
+        load_resume_checkpoint(config)  # a checkpoint that cannot continue fails here
+    if config.data:  # too few subsets to split fails here, not after the cache build
+        from nodulekit.data import Luna16
+
+        scans = Luna16(config.data, warn_missing=False).scans
+        choose_splits(scans["subset"].astype(int), config.val_subsets, config.test_subsets)
+    with claim_run(config, info):
+        if info.is_main:
+            cache = open_or_build_cache(config, progress=bool(config.progress))
+        ddp.barrier(info)
+        if not info.is_main:
+            cache = open_or_build_cache(config)  # rank 0 built it: this only opens it
+        datasets = make_datasets(config, cache, annotations=_annotations(config))
+        splits = {name: ds.indices for name, ds in datasets.items()}
+        fingerprint = data_fingerprint(
+            str(cache.params.get("fingerprint", "")), splits, cache.index["seriesuid"].to_numpy()
+        )
+        return fit(
+            config,
+            datasets["train"],
+            datasets["val"],
+            test_dataset=datasets["test"],
+            callbacks=callbacks,
+            data_fingerprint=fingerprint,
+        )
+
+
+def _annotations(config: TrainConfig) -> Any:
+    """LUNA16's nodule table of ``config.data`` (None without a data root)."""
+    if not config.data:
+        return None
+    from nodulekit.data import Luna16
+
+    return Luna16(config.data, warn_missing=False).annotations

@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from nodulekit.errors import OutputExistsError
+from nodulekit.train import distributed as ddp
+from nodulekit.train.config import TrainConfig
 
 LOCK_NAME = ".nodulekit.lock"
 #: what a run writes (deleted by ``overwrite``); anything else is left alone
@@ -85,9 +88,10 @@ def _release(run_dir: Path) -> None:
 def _check_contents(run_dir: Path, *, resume: str | None, overwrite: bool) -> None:
     """Refuse a folder holding another run, clear run files on ``overwrite``/resume."""
     resuming = resume is not None and Path(resume).resolve().parent == run_dir.resolve()
-    if overwrite and not resuming:
+    if overwrite and not resuming:  # other files (notes, the cache) stay
         for name in RUN_FILES:
             (run_dir / name).unlink(missing_ok=True)
+        return
     if resuming:  # its old test figures describe weights that training will now replace
         (run_dir / "test_metrics.json").unlink(missing_ok=True)
         return
@@ -118,3 +122,21 @@ def claim_run_dir(path: str | os.PathLike, *, resume: str | None = None, overwri
         yield run_dir
     finally:
         _release(run_dir)
+
+
+@contextlib.contextmanager
+def claim_run(config: TrainConfig, info: ddp.DistInfo | None = None) -> Iterator[Path]:
+    """`claim_run_dir` for ``config.out`` on rank 0; every rank learns rank 0's answer."""
+    info = info or ddp.DistInfo()
+    with contextlib.ExitStack() as stack:
+        error = None
+        if info.is_main:
+            try:
+                stack.enter_context(
+                    claim_run_dir(config.out, resume=config.resume, overwrite=config.overwrite)
+                )
+            except OutputExistsError as caught:
+                error = caught
+        if ddp.broadcast_object(info, None if error is None else str(error)) is not None:
+            raise error or OutputExistsError(f"run folder {config.out} was refused by rank 0")
+        yield Path(config.out)

@@ -11,7 +11,7 @@ provides the same four members.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -61,6 +61,35 @@ def gather_predictions(
         np.concatenate([p[0] for p in parts])[order],
         np.concatenate([p[1] for p in parts])[order],
     )
+
+
+class Task(Protocol):
+    """What `nodulekit.train.fit` asks of a task (see the module docstring)."""
+
+    #: the ``metrics.csv`` column whose rise means "better" (``best.pt``, early stopping)
+    monitor: str
+
+    def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The training loss of a batch (a scalar tensor)."""
+        ...
+
+    def evaluate(
+        self,
+        model: torch.nn.Module,
+        dataset: Dataset,
+        *,
+        device: torch.device,
+        batch_size: int,
+        amp: torch.dtype | None = None,
+        info: ddp.DistInfo | None = None,
+        thresholds: dict[str, float] | None = None,
+    ) -> dict[str, Any]:
+        """``{"loss": ..., metric: value}`` of a split; ``thresholds`` for the test split."""
+        ...
+
+    def operating_point(self, best_row: dict[str, Any] | None) -> dict[str, float]:
+        """The operating point chosen on validation, from the best epoch's metrics row."""
+        ...
 
 
 class BinaryClassification:

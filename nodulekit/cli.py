@@ -8,7 +8,10 @@ from typing import Annotated, Optional
 
 import typer
 
+from nodulekit._cmdline import OneLineErrorsGroup
+
 app = typer.Typer(
+    cls=OneLineErrorsGroup,  # an OSError, RuntimeError or NodulekitError is one line; --debug
     name="nodulekit",
     help=(
         "Learn, debug and explain pulmonary-nodule detection on LUNA16 chest CT.\n\n"
@@ -42,6 +45,14 @@ def _root(
         Optional[bool],  # noqa: UP045 - typer needs Optional on 3.10
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = None,
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug",
+            help="Show the full traceback of an error instead of one line (also accepted after "
+            "the command, or NODULEKIT_DEBUG=1).",
+        ),
+    ] = False,
 ) -> None:
     """nodulekit command line."""
 
@@ -161,6 +172,13 @@ def deid(
     except NodulekitError as e:
         raise _fail(e) from e
     typer.echo(str(report))
+    if report.files_written == 0:
+        raise _fail(
+            NodulekitError(
+                f"{in_dir}: no DICOM image found (searched recursively); give the folder "
+                "that holds the .dcm files"
+            )
+        )
 
 
 @app.command()
@@ -220,33 +238,15 @@ def synth(
     typer.echo("  seriesuids.csv, seg-lungs-LUNA16/, seg-nodules-synthetic/, synthetic.json")
 
 
-@app.command(
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-    add_help_option=False,
-)
-def train(ctx: typer.Context) -> None:
-    """Train a nodule classifier: nodulekit train --data ROOT --out RUN_DIR [options]
-    (--help lists every option; they are the fields of nodulekit.train.TrainConfig)."""
-    from nodulekit.errors import NodulekitError
-    from nodulekit.train.config import parse_config
-    from nodulekit.train.pipeline import train as run_training
+def _register_train() -> None:
+    """`nodulekit train`: the same command as ``python -m nodulekit.train``, one option per
+    field of `TrainConfig` (generated, so the two cannot drift)."""
+    from nodulekit.train.__main__ import TrainCommand, make_train_command
 
-    try:
-        config = parse_config(list(ctx.args), prog="nodulekit train")
-    except SystemExit as e:  # argparse printed --help or a usage error
-        raise typer.Exit(code=int(e.code or 0)) from None
-    try:
-        result = run_training(config)
-    except (NodulekitError, ValueError) as e:
-        raise _fail(e) from e
-    typer.echo(f"wrote {result.run_dir}/metrics.csv, best.pt, last.pt, config.json")
-    typer.echo(f"best epoch {result.best_epoch}: val AUC {result.best_val_auc:.4f}")
-    if result.test_metrics:
-        m = result.test_metrics
-        typer.echo(
-            f"held-out test: AUC {m['auc']:.4f}, AP {m['ap']:.4f}, "
-            f"recall at precision >= 0.85: {m['recall_at_p85']:.3f}"
-        )
+    app.command("train", cls=TrainCommand)(make_train_command())
+
+
+_register_train()
 
 
 @app.command()
@@ -264,6 +264,9 @@ def demo(
         Optional[Path],  # noqa: UP045
         typer.Option(help="Use this LUNA16-layout root instead of making synthetic data."),
     ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print only the summary, no line per epoch.")
+    ] = False,
 ) -> None:
     """Run the whole kit once: synthesise LUNA16-format data, cache crops, train the default
     3D CNN, test it on held-out series, and print where the figures and checkpoint are."""
@@ -281,7 +284,8 @@ def demo(
             epochs=epochs,
             device=device,
             threads=threads,
-            progress=sys.stderr.isatty(),
+            progress=sys.stderr.isatty() and not quiet,
+            quiet=quiet,
             echo=typer.echo,
         )
     except NodulekitError as e:

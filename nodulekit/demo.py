@@ -21,7 +21,25 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-SUMMARY_KEYS = ("auc", "ap", "recall", "precision", "f1", "recall_at_p85")
+#: test metrics kept in the summary (names as in `nodulekit.train.metrics.binary_metrics`)
+SUMMARY_KEYS = (
+    "auc",
+    "ap",
+    "threshold",
+    "recall_best",
+    "precision_best",
+    "f1_best",
+    "recall",
+    "precision",
+    "f1",
+    "recall_at_p85",
+    "recall_lt6mm",
+    "nodules_lt6mm",
+    "recall_6to10mm",
+    "nodules_6to10mm",
+    "recall_gt10mm",
+    "nodules_gt10mm",
+)
 
 
 @dataclass
@@ -37,23 +55,29 @@ class DemoResult:
     best_val_auc: float
     best_epoch: int | None
     seconds: dict[str, float] = field(default_factory=dict)
+    threshold_source: str = ""
 
     def summary(self) -> str:
-        """A short, readable summary of the run."""
-        m = self.test_metrics
+        """A short, readable summary of the run: test figures at the validation's threshold."""
+        from nodulekit.train.__main__ import operating_point, size_band_recalls
+
+        m = {**self.test_metrics, "threshold_source": self.threshold_source}
+        nan = float("nan")
+        bands = size_band_recalls(m)
         lines = [
             "nodulekit demo: done",
-            f"  held-out test series: ROC AUC {m.get('auc', float('nan')):.3f}, "
-            f"average precision {m.get('ap', float('nan')):.3f}",
-            f"  at threshold 0.5:     recall {m.get('recall', float('nan')):.3f}, "
-            f"precision {m.get('precision', float('nan')):.3f}, F1 {m.get('f1', float('nan')):.3f}",
-            f"  best recall with precision >= 0.85: {m.get('recall_at_p85', float('nan')):.3f}",
-            f"  validation: best ROC AUC {self.best_val_auc:.3f} at epoch {self.best_epoch}",
+            f"  held-out test series: ROC AUC {m.get('auc', nan):.3f}, "
+            f"average precision {m.get('ap', nan):.3f}",
+            f"  {operating_point(m)}",
+            *(["  recall by nodule size: " + ", ".join(f"{k} {v}" for k, v in bands.items())]
+              if bands else []),
+            f"  validation: best ROC AUC {self.best_val_auc:.3f} at epoch "
+            f"{'n/a' if self.best_epoch is None else self.best_epoch + 1} (counting from 1)",
             f"  checkpoint: {self.checkpoint}",
-            f"  metrics:    {self.run_dir / 'metrics.csv'}",
+            f"  metrics:    {self.run_dir / 'metrics.csv'}, {self.run_dir / 'test_metrics.json'}",
             *(f"  figure:     {f}" for f in self.figures),
             "  seconds:    " + ", ".join(f"{k} {v:.1f}" for k, v in self.seconds.items()),
-        ]
+        ]  # fmt: skip
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -83,6 +107,7 @@ def run_demo(
     device: str = "auto",
     train_options: dict[str, Any] | None = None,
     progress: bool | None = None,
+    quiet: bool = False,
     echo: Callable[[str], None] = print,
 ) -> DemoResult:
     """Run the whole kit once on the built-in synthetic data (or on ``data``).
@@ -107,13 +132,24 @@ def run_demo(
         More `TrainConfig` options (``{"samples_per_epoch": 256}``...).
     device : str
         ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"``...
+    progress : bool, optional
+        Progress bars while making data and crops (default: none).
+    quiet : bool
+        No line per training epoch (the stage lines and the summary are still echoed).
+    echo : callable
+        Where the stage lines and the summary go.
+
+    The training run folder ``out_dir/run`` belongs to the demo: a second demo in the same
+    ``out_dir`` trains again into it (``overwrite=True``), reusing the data and the crops.
     """
     from nodulekit.data import Luna16, make_synthetic_luna16
     from nodulekit.errors import NodulekitError
     from nodulekit.train import TrainConfig, train
+    from nodulekit.train.__main__ import check_writable
     from nodulekit.train.pipeline import open_or_build_cache
     from nodulekit.viz.training import training_curves_figure
 
+    check_writable(out_dir, "--out")  # before minutes of work, not after
     out_dir = Path(out_dir).expanduser().resolve()
     out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     seconds: dict[str, float] = {}
@@ -151,6 +187,8 @@ def run_demo(
         "device": device,
         "progress": progress,
         "threads": threads,
+        "quiet": quiet,
+        "overwrite": True,  # out_dir/run is the demo's own run folder
     }
     if epochs is not None:
         options["epochs"] = epochs
@@ -183,7 +221,10 @@ def run_demo(
         run_dir=Path(result.run_dir),
         checkpoint=result.best_checkpoint,
         figures=[curves],
-        test_metrics={k: float(result.test_metrics.get(k, float("nan"))) for k in SUMMARY_KEYS},
+        test_metrics={
+            k: float(result.test_metrics[k]) for k in SUMMARY_KEYS if k in result.test_metrics
+        },
+        threshold_source=str(result.test_metrics.get("threshold_source", "")),
         best_val_auc=float(result.best_val_auc),
         best_epoch=result.best_epoch,
         seconds={k: round(v, 2) for k, v in seconds.items()},

@@ -127,3 +127,167 @@ def check_why_accuracy_misleads(choice) -> None:
         return
     _say(str(choice).strip().lower() == "c", "compare your previous answer with the accuracy "
          "the model reached: which option explains why both are high?")  # fmt: skip
+
+
+# == 03: hands-on deep learning (dataset, forward, training step) ============================
+# Each exercise is a function the student completes; its check runs the package's own version
+# (or the reference steps) on the same inputs and says right, or gives a hint, never the code.
+def _not_written(result: object) -> bool:
+    if result is None or result is ...:
+        print("… Not answered yet: write the function's body (replace the `...`) and run both "
+              "cells.")  # fmt: skip
+        return True
+    return False
+
+
+def _sample_rows(index) -> list[int]:
+    """A nodule, a non-nodule and one more row of a crop cache index."""
+    labels = np.asarray(index["class"])
+    rows = [int(np.flatnonzero(labels == c)[0]) for c in (1, 0) if (labels == c).any()]
+    return [*rows, len(labels) - 1]
+
+
+def check_get_item(get_item, cache) -> None:
+    """``get_item(cache, row, augment=None) -> (x, y)``: crop ``row`` of the cache, augmented
+    in HU when ``augment`` is given (``augment(hu, index=row, epoch=0)``), normalised with
+    `normalize_hu`, as a float32 tensor ``(1, D, H, W)``; ``y`` the row's class as an int."""
+    from nodulekit.train import Augment, CandidateDataset
+
+    augment = Augment(seed=3)
+    for aug in (None, augment):
+        reference = CandidateDataset(cache, augment=aug)
+        for row in _sample_rows(cache.index):
+            answer = get_item(cache, row, augment=aug)
+            if _not_written(answer):
+                return
+            x, y = (answer[0], answer[1]) if isinstance(answer, tuple | list) else (answer, None)
+            hint = _get_item_hint(x, y, *reference[row][:2], augmented=aug is not None)
+            if hint:
+                _say(False, hint)
+                return
+    _say(True, "")
+
+
+def _get_item_hint(x, y, expected_x, expected_y, *, augmented: bool) -> str:
+    import torch
+
+    if not isinstance(x, torch.Tensor):
+        return "return a torch tensor (torch.from_numpy(...)) and the label, as a tuple (x, y)."
+    if x.dtype != torch.float32:
+        return f"the crop is {x.dtype}; the model expects float32."
+    if tuple(x.shape) != tuple(expected_x.shape):
+        return (f"the crop has shape {tuple(x.shape)}; a network wants a channel axis first: "
+                "(1, D, H, W).")  # fmt: skip
+    if y is None or int(y) != int(expected_y):
+        return "the label is the row's `class` column of `cache.index` (1 nodule, 0 not)."
+    if not augmented and (float(x.max()) > 1.0 + 1e-6 or float(x.min()) < -1e-6):
+        return "the values should lie in [0, 1]: normalise the HU with `normalize_hu`."
+    if not torch.allclose(x, expected_x, atol=1e-5):
+        return ("augment the crop in HU first (`augment(hu, index=row, epoch=0)`), then "
+                "normalise: the augmentation's noise is in HU." if augmented else
+                "read `cache.crops[row]` as float32 HU and normalise it with `normalize_hu`.")  # fmt: skip
+    return ""
+
+
+def tiny_net(seed: int = 0):
+    """A small 3D CNN with its layers but no ``forward``: ``block1``, ``block2`` (each
+    conv -> batch norm -> ReLU -> 2x max-pool) and ``head`` (one linear output)."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+    net = nn.Module()
+    net.block1 = nn.Sequential(
+        nn.Conv3d(1, 4, 3, padding=1), nn.BatchNorm3d(4), nn.ReLU(), nn.MaxPool3d(2)
+    )
+    net.block2 = nn.Sequential(
+        nn.Conv3d(4, 8, 3, padding=1), nn.BatchNorm3d(8), nn.ReLU(), nn.MaxPool3d(2)
+    )
+    net.head = nn.Linear(8, 1)
+    return net.eval()
+
+
+def _reference_forward(net, x):
+    features = net.block2(net.block1(x)).mean(dim=(2, 3, 4))
+    return net.head(features).squeeze(1)
+
+
+def check_forward(forward) -> None:
+    """``forward(net, x)``: ``x`` (N, 1, D, H, W) -> one logit per crop, shape (N,): block1,
+    block2, the average over D, H and W, head."""
+    import torch
+
+    net = tiny_net()
+    x = torch.rand(3, 1, 16, 16, 16, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        answer = forward(net, x)
+        expected = _reference_forward(net, x)
+    if _not_written(answer):
+        return
+    if not isinstance(answer, torch.Tensor):
+        _say(False, "return the tensor that `net.head` gives (squeezed), not a number or list.")
+    elif tuple(answer.shape) == (3, 1):
+        _say(False, "one number per crop: drop the last axis so the shape is (N,).")
+    elif tuple(answer.shape) != (3,):
+        _say(False, f"your output has shape {tuple(answer.shape)}; average the features over "
+             "the three spatial axes (2, 3, 4) before `net.head`, to get shape (N,).")  # fmt: skip
+    elif torch.allclose(answer, torch.sigmoid(expected), atol=1e-5):
+        _say(False, "return the logit, not its sigmoid: the loss applies the sigmoid itself.")
+    else:
+        _say(torch.allclose(answer, expected, atol=1e-5), "apply block1, then block2, then "
+             "average over D, H, W, then head, in that order.")  # fmt: skip
+
+
+def _step_setup():
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(27, 1), nn.Flatten(0))
+    x = torch.randn(6, 1, 3, 3, 3, generator=torch.Generator().manual_seed(2))
+    y = torch.tensor([1, 0, 0, 1, 0, 0])
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    for p in model.parameters():  # gradients left over from an earlier step
+        p.grad = torch.full_like(p, 0.3)
+    return model, optimizer, x, y
+
+
+def _reference_step(model, optimizer, x, y, *, zero_grad: bool = True) -> float:
+    import torch
+
+    if zero_grad:
+        optimizer.zero_grad()
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x), y.float())
+    loss.backward()
+    optimizer.step()
+    return float(loss)
+
+
+def check_training_step(training_step) -> None:
+    """``training_step(model, optimizer, x, y) -> float``: clear old gradients, the logits,
+    binary cross-entropy (with logits, float labels), backward, one optimiser step; the loss."""
+    import torch
+
+    model, optimizer, x, y = _step_setup()
+    before = [p.detach().clone() for p in model.parameters()]
+    answer = training_step(model, optimizer, x, y)
+    if _not_written(answer):
+        return
+    outcomes = {}
+    for zero_grad in (True, False):
+        ref_model, ref_optimizer, *_ = _step_setup()
+        loss = _reference_step(ref_model, ref_optimizer, x, y, zero_grad=zero_grad)
+        same = all(torch.allclose(a, b, atol=1e-6)
+                   for a, b in zip(model.parameters(), ref_model.parameters(), strict=True))  # fmt: skip
+        outcomes[zero_grad] = (same, loss)
+    after = list(model.parameters())
+    if all(torch.equal(a, b) for a, b in zip(before, after, strict=True)):
+        _say(False, "the weights did not change: call `loss.backward()`, then `optimizer.step()`.")
+    elif outcomes[False][0] and not outcomes[True][0]:
+        _say(False, "gradients add up across steps: clear them first with `optimizer.zero_grad()`.")
+    elif not outcomes[True][0]:
+        _say(False, "the update differs from one step of binary cross-entropy on the logits: use "
+             "`binary_cross_entropy_with_logits(model(x), y.float())`.")  # fmt: skip
+    else:
+        _say(abs(float(answer) - outcomes[True][1]) < 1e-5, "return the loss of this batch "
+             "as a number (`loss.item()`), computed before the step.")  # fmt: skip

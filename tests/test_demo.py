@@ -26,10 +26,11 @@ TINY_DEMO = {
 
 
 @pytest.mark.slow
-def test_demo_writes_everything_under_its_folder_and_reuses_data(tmp_path, monkeypatch):
+def test_demo_writes_everything_under_its_folder_and_reuses_data(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     lines: list[str] = []
     result = run_demo("out", **TINY_DEMO, echo=lines.append)
+    assert "epoch 1/1" in capsys.readouterr().out  # one progress line per epoch
     out = tmp_path / "out"
     assert result.out_dir == out
     for path in (
@@ -47,11 +48,16 @@ def test_demo_writes_everything_under_its_folder_and_reuses_data(tmp_path, monke
     assert 0.0 <= summary["test_metrics"]["auc"] <= 1.0
     text = "\n".join(lines)
     assert "held-out test series: ROC AUC" in text and str(out / "run" / "best.pt") in text
+    assert "chosen on validation: recall" in text  # test figures at validation's threshold
+    assert "recall by nodule size: < 6 mm" in text
+    assert summary["threshold_source"] == "validation"
+    assert set(summary["test_metrics"]) >= {"threshold", "recall_best", "f1_best"}
     config = json.loads((out / "run" / "config.json").read_text())
     assert (config["val_subsets"], config["test_subsets"]) == ([2], [3])  # the last two subsets
     again: list[str] = []
-    run_demo("out", **TINY_DEMO, echo=again.append)
+    run_demo("out", **TINY_DEMO, quiet=True, echo=again.append)  # the same folder again
     assert "synthetic data: reusing" in again[0]
+    assert "epoch 1/1" not in capsys.readouterr().out  # --quiet: no progress line
 
 
 def test_demo_refuses_a_root_with_too_few_subsets(tmp_path):
@@ -102,3 +108,12 @@ def test_no_output_of_the_demo_pipeline_names_the_patient(tmp_path):
     assert find_in_tree(series.folder, series.needles)  # the search does find them in the input
     assert find_in_tree(out, series.needles) == []
     assert find_in_tree(root, series.needles) == []  # the data root holds the crop cache
+
+
+def test_demo_refuses_an_out_folder_it_cannot_write_before_any_work(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = CliRunner().invoke(app, ["demo", "--out", str(blocker / "demo")])
+    assert result.exit_code == 2
+    assert f"--out {blocker / 'demo'}: {blocker} is not a folder you can write" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]

@@ -1,40 +1,279 @@
-"""``python -m nodulekit.train`` / ``torchrun --nproc_per_node=N -m nodulekit.train``.
+"""The one ``train`` command: ``nodulekit train``, ``python -m nodulekit.train`` and
+``torchrun --nproc_per_node=N -m nodulekit.train`` are the same typer command.
 
-Same options as ``nodulekit train`` (both come from `TrainConfig`). Under torchrun each process
-joins a process group (gloo on the CPU, nccl on CUDA), trains on its own shard, and rank 0
-writes the run folder.
+Its options are generated from `TrainConfig`, one per field (``batch_size`` is
+``--batch-size``, a bool ``augment`` is ``--augment/--no-augment``, a tuple of ints is written
+``8,9`` or ``none``, a dict is JSON), so the Python API and the command line cannot drift.
+Under torchrun each process joins a process group (gloo on the CPU, nccl on CUDA), trains on its
+own shard, and rank 0 writes the run folder and prints the result.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import json
+import math
+import os
+import re
 import sys
+import types
+import typing
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from nodulekit._cmdline import OneLineErrorsCommand
+from nodulekit.train.config import TrainConfig
+
+
+# ---- option types -------------------------------------------------------------------------
+def int_tuple(value: Any) -> tuple[int, ...]:
+    """``"8,9"``, ``"0-3"`` or ``"none"`` -> a tuple of ints (the type of tuple options)."""
+    if isinstance(value, tuple | list):
+        return tuple(int(v) for v in value)
+    text = str(value).strip().lower()
+    if text in ("", "none"):
+        return ()
+    numbers: list[int] = []
+    for part in re.split(r"[,\s]+", text):
+        if re.fullmatch(r"\d+", part):
+            numbers.append(int(part))
+        elif match := re.fullmatch(r"(\d+)-(\d+)", part):
+            numbers.extend(range(int(match.group(1)), int(match.group(2)) + 1))
+        else:
+            raise ValueError(f"{value!r}: write whole numbers such as '8 9' or '8,9', or 'none'")
+    return tuple(numbers)
+
+
+def json_object(value: Any) -> dict:
+    """A JSON object (``'{"channels": [8, 16]}'``) -> a dict (the type of dict options)."""
+    if isinstance(value, dict):
+        return value
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as error:
+        raise ValueError(
+            f"{value!r} is not JSON ({error.msg}); e.g. '{{\"channels\": [8, 16]}}'"
+        ) from None
+    if not isinstance(parsed, dict):
+        raise ValueError(f"{value!r} is not a JSON object; e.g. '{{\"channels\": [8, 16]}}'")
+    return parsed
+
+
+def _base_type(annotation: Any) -> tuple[Any, bool]:
+    """(the type without None, whether None is allowed)."""
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        return (rest[0] if len(rest) == 1 else str), True
+    return annotation, False
+
+
+def option_name(field_name: str) -> str:
+    """``batch_size`` -> ``--batch-size``."""
+    return "--" + field_name.replace("_", "-")
+
+
+def _option(f: dataclasses.Field, hint: Any) -> inspect.Parameter:
+    """The typer option of one `TrainConfig` field."""
+    kind, optional = _base_type(hint)
+    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    help_text = re.sub(r"<(\w+)>", lambda m: m.group(1).upper(), f.metadata.get("help", ""))
+    name = option_name(f.name)
+    if kind is bool:
+        info = typer.Option(f"{name}/--no-{name[2:]}", help=help_text)
+        annotation: Any = bool
+    elif typing.get_origin(kind) is tuple:
+        info = typer.Option(name, help=help_text, parser=int_tuple, metavar="INTS")
+        default = None if default is None else " ".join(map(str, default)) or "none"
+        annotation = str
+    elif kind is dict:
+        info = typer.Option(name, help=help_text, parser=json_object, metavar="JSON")
+        default, annotation = json.dumps(default), str
+    elif kind in (int, float, str):
+        info, annotation = typer.Option(name, help=help_text), kind
+    else:  # anything else is passed as text; TrainConfig validates it
+        info, annotation = typer.Option(name, help=help_text), str
+    if optional:
+        annotation = typing.Optional[annotation]  # noqa: UP045 - typer needs Optional on 3.10
+    return inspect.Parameter(
+        f.name,
+        inspect.Parameter.KEYWORD_ONLY,
+        default=default,
+        annotation=Annotated[annotation, info],
+    )
+
+
+def _tuple_options() -> set[str]:
+    hints = typing.get_type_hints(TrainConfig)
+    return {
+        option_name(f.name)
+        for f in dataclasses.fields(TrainConfig)
+        if typing.get_origin(_base_type(hints[f.name])[0]) is tuple
+    }
+
+
+def join_tuple_values(args: list[str], names: set[str]) -> list[str]:
+    """Let tuple options take several values as argparse's ``nargs="*"`` did:
+    ``--crop-shape 16 16 16`` -> ``--crop-shape 16,16,16``, a bare ``--test-subsets`` -> none."""
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        out.append(args[i])
+        i += 1
+        if out[-1] in names:
+            values = []
+            while i < len(args) and not args[i].startswith("--"):
+                values.append(args[i])
+                i += 1
+                if not re.fullmatch(r"[\d,\-]+", values[-1]):
+                    break  # "none", or a mistake that the parser will name
+            out.append(",".join(values) or "none")
+    return out
+
+
+class TrainCommand(OneLineErrorsCommand):
+    """The train command: errors in one line, and several values after a tuple option."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, join_tuple_values(list(args), _tuple_options()))
+
+
+# ---- what the command does ----------------------------------------------------------------
+def _fmt(value: Any, spec: str = ".3f") -> str:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return "n/a"
+    return "n/a" if math.isnan(number) else format(number, spec)
+
+
+def result_lines(result: Any) -> list[str]:
+    """What a finished run says on the command line (both entry points print these lines)."""
+    run = Path(result.run_dir)
+    files = [p.name for p in sorted(run.iterdir()) if p.is_file()] if run.is_dir() else []
+    best = "n/a" if result.best_epoch is None else str(int(result.best_epoch) + 1)
+    lines = [
+        f"run folder: {run} ({', '.join(files)})",
+        f"best epoch: {best} (counting from 1)  best val AUC: {_fmt(result.best_val_auc)}",
+    ]
+    m = dict(result.test_metrics or {})
+    if not m:
+        lines.append("held-out test: none (no test subsets, or the run was interrupted)")
+        return lines
+    lines.append(
+        f"held-out test: ROC AUC {_fmt(m.get('auc'))}, average precision {_fmt(m.get('ap'))}"
+    )
+    lines.append("  " + operating_point(m))
+    bands = size_band_recalls(m)
+    if bands:
+        lines.append("  recall by nodule size: " + ", ".join(f"{k} {v}" for k, v in bands.items()))
+    return lines
+
+
+def operating_point(metrics: dict[str, Any]) -> str:
+    """``at threshold 0.420 chosen on validation: recall ..., precision ..., F1 ...``.
+
+    Test metrics that record where their threshold came from (``threshold_source``) are quoted
+    at that threshold (their ``*_best`` keys); older ones at the fixed threshold 0.5.
+    """
+    source = metrics.get("threshold_source")
+    if source and "f1_best" in metrics:
+        where, suffix = f"threshold {_fmt(metrics.get('threshold'))} chosen on {source}", "_best"
+    else:
+        where, suffix = "threshold 0.5", ""
+    values = ", ".join(
+        f"{name} {_fmt(metrics.get(key + suffix))}"
+        for name, key in (("recall", "recall"), ("precision", "precision"), ("F1", "f1"))
+    )
+    return f"at {where}: {values}"
+
+
+#: how the size bands of the test metrics read on screen
+SIZE_BAND_LABELS = {"lt6mm": "< 6 mm", "6to10mm": "6-10 mm", "gt10mm": "> 10 mm"}
+
+
+def size_band_recalls(metrics: dict[str, Any]) -> dict[str, str]:
+    """Recall per nodule-size band, with the band's nodule count when recorded
+    (``{"< 6 mm": "0.714 of 7", ...}``); empty when the metrics hold no bands."""
+    out = {}
+    for key, label in SIZE_BAND_LABELS.items():
+        if f"recall_{key}" in metrics:
+            count = metrics.get(f"nodules_{key}")
+            of = "" if count is None else f" of {int(count)}"
+            out[label] = f"{_fmt(metrics[f'recall_{key}'])}{of}"
+    return out
+
+
+def check_writable(folder: str | Path, option: str) -> None:
+    """Refuse a folder that cannot be created or written, before any work is done."""
+    from nodulekit.errors import NodulekitError
+
+    path = Path(folder).expanduser().absolute()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise NodulekitError(
+            f"{option} {folder}: {existing} is not a folder you can write; choose another "
+            f"{option}, or fix the folder's permissions"
+        )
+
+
+def run(config: TrainConfig, *, echo: Callable[[str], None] = typer.echo):
+    """Check the folders, train, and print the result (rank 0 only). Too few subsets are
+    refused by `train` itself, before the crop cache is built."""
+    from nodulekit.train import distributed as ddp
+    from nodulekit.train.pipeline import train
+
+    check_writable(config.out, "--out")
+    if config.cache:
+        check_writable(config.cache, "--cache")
+    result = train(config)
+    info = ddp.init_distributed()
+    if info.is_main:
+        for line in result_lines(result):
+            echo(line)
+    ddp.cleanup(info)
+    return result
+
+
+def make_train_command() -> Callable[..., None]:
+    """The ``train`` command function, with one typer option per `TrainConfig` field."""
+    hints = typing.get_type_hints(TrainConfig)
+    parameters = [_option(f, hints[f.name]) for f in dataclasses.fields(TrainConfig)]
+
+    def train_command(**values: Any) -> None:
+        try:
+            config = TrainConfig(**values)
+        except ValueError as error:
+            raise typer.BadParameter(str(error)) from error
+        run(config)
+
+    train_command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    train_command.__annotations__ = {p.name: p.annotation for p in parameters}
+    train_command.__doc__ = (
+        "Train a nodule classifier on the candidates of a LUNA16-layout data root: crop cache, "
+        "balanced and augmented training, validation each epoch, checkpoints, held-out test. "
+        "Every option is a field of nodulekit.train.TrainConfig."
+    )
+    return train_command
+
+
+def make_app() -> typer.Typer:
+    """The typer app of ``python -m nodulekit.train``: the ``train`` command alone."""
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    app.command(cls=TrainCommand)(make_train_command())
+    return app
 
 
 def main(argv: list[str] | None = None) -> int:
-    from nodulekit.errors import NodulekitError
-    from nodulekit.train import distributed as ddp
-    from nodulekit.train.config import parse_config
-    from nodulekit.train.pipeline import train
-
-    config = parse_config(argv, prog="python -m nodulekit.train")
+    """``python -m nodulekit.train`` / torchrun: run the ``train`` command, return its status."""
     try:
-        result = train(config)
-    except NodulekitError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    info = ddp.init_distributed()
-    if info.is_main:
-        print(f"run folder: {result.run_dir}")
-        best = "none" if result.best_epoch is None else result.best_epoch + 1  # from 1
-        print(f"best epoch: {best}  best val AUC: {result.best_val_auc:.4f}")
-        if result.test_metrics:
-            m = result.test_metrics
-            print(
-                f"test AUC: {m['auc']:.4f}  AP: {m['ap']:.4f}  at the validation's threshold "
-                f"{m['threshold']:.3f}: recall {m['recall_best']:.3f}, precision "
-                f"{m['precision_best']:.3f}"
-            )
-    ddp.cleanup(info)
+        make_app()(args=argv, prog_name="python -m nodulekit.train")
+    except SystemExit as done:
+        return done.code if isinstance(done.code, int) else int(done.code is not None)
     return 0
 
 

@@ -324,6 +324,123 @@ def lidc_annotations(
         )
 
 
+# ---- evaluation (nodulekit.evaluate) -------------------------------------------------
+
+
+@app.command()
+def evaluate(
+    data: Annotated[Path, typer.Option(help="LUNA16 root: annotations, excluded, seriesuids.")],
+    checkpoint: Annotated[
+        Optional[Path],  # noqa: UP045 - typer needs Optional on 3.10
+        typer.Option(help="A run's best.pt: score the held-out subsets' candidates with it."),
+    ] = None,
+    predictions: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="A LUNA16 submission CSV (seriesuid,coordX,coordY,coordZ,probability)."),
+    ] = None,
+    out: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="Folder for predictions, tables and figures (default: print only)."),
+    ] = None,
+    subsets: Annotated[
+        Optional[list[int]],  # noqa: UP045
+        typer.Option(
+            help="Evaluate the scans of these subsets (repeat the option); default: "
+            "the checkpoint's test subsets, or every series of seriesuids.csv."
+        ),
+    ] = None,
+    crop_size_mm: Annotated[
+        Optional[float],  # noqa: UP045
+        typer.Option(help="Crop edge (mm); must match the checkpoint's."),
+    ] = None,
+    resamples: Annotated[int, typer.Option(help="Bootstrap resamples of scans.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
+    device: Annotated[str, typer.Option(help="auto (CUDA, MPS, CPU), cpu, cuda...")] = "auto",
+) -> None:
+    """Evaluate a checkpoint (--checkpoint) or any submission (--predictions): LUNA16 FROC
+    and CPM with bootstrap intervals, classification metrics, figures, the error gallery."""
+    from nodulekit.errors import NodulekitError
+    from nodulekit.evaluate.run import evaluate_checkpoint, evaluate_predictions
+
+    if (checkpoint is None) == (predictions is None):
+        raise typer.BadParameter("give --checkpoint or --predictions (one of them)")
+    try:
+        if checkpoint is not None:
+            result = evaluate_checkpoint(
+                checkpoint, data, out=out, subsets=subsets, crop_size_mm=crop_size_mm,
+                n_resamples=resamples, seed=seed, device=device,
+            )  # fmt: skip
+        else:
+            result = evaluate_predictions(
+                predictions, data, out=out, subsets=subsets, n_resamples=resamples, seed=seed
+            )
+        if out is not None:
+            from nodulekit.viz.evaluate import save_evaluation_figures
+
+            save_evaluation_figures(result, out)
+    except (NodulekitError, ValueError) as e:
+        raise _fail(e) from e
+    if result.classification is not None:
+        from nodulekit.evaluate.metrics import format_table
+
+        typer.echo(format_table(result.classification))
+    typer.echo(result.summary())
+    if out is not None:
+        typer.echo(f"wrote {out}/ (metrics.json, froc.csv, froc.png, errors.csv, ...)")
+
+
+@app.command()
+def detect(
+    scan: Annotated[
+        Path, typer.Argument(help="A .mhd/.nii(.gz) file or DICOM folder; or a LUNA16 root.")
+    ],
+    checkpoint: Annotated[Path, typer.Option(help="A trained checkpoint (best.pt).")],
+    out: Annotated[Path, typer.Option(help="The LUNA16 submission CSV to write.")],
+    max_candidates: Annotated[int, typer.Option(help="Blob candidates per scan.")] = 200,
+    workers: Annotated[int, typer.Option(help="Processes (a LUNA16 root only).")] = 1,
+    subsets: Annotated[
+        Optional[list[int]],  # noqa: UP045
+        typer.Option(help="Only these subsets (a LUNA16 root only; repeat the option)."),
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto (CUDA, MPS, CPU), cpu, cuda...")] = "auto",
+) -> None:
+    """Find nodules in a scan without a candidates file: blob candidates in the lungs, scored
+    by a checkpoint, written as seriesuid,coordX,coordY,coordZ,probability (no patient data).
+    On a LUNA16 root: every scan, in parallel, resumable (under torchrun: one shard per rank)."""
+    import sys
+
+    from nodulekit.data.luna16 import is_luna16_root
+    from nodulekit.errors import NodulekitError
+
+    try:
+        if is_luna16_root(scan):
+            from nodulekit.evaluate.detect_all import detect_dataset
+
+            detect_dataset(
+                scan, checkpoint, out, subsets=subsets, workers=workers, device=device,
+                max_candidates=max_candidates, progress=sys.stderr.isatty(),
+            )  # fmt: skip
+            typer.echo(f"wrote {out}")
+            return
+        from nodulekit.data import read_scan
+        from nodulekit.evaluate.detect import detect_scan
+        from nodulekit.evaluate.predictions import write_predictions
+
+        marks = detect_scan(
+            read_scan(scan), checkpoint, max_candidates=max_candidates, device=device
+        )
+        write_predictions(marks, out)
+    except NodulekitError as e:
+        raise _fail(e) from e
+    top = marks.head(5)
+    typer.echo(f"wrote {out}: {len(marks)} marks; the 5 most probable:")
+    for row in top.itertuples(index=False):
+        typer.echo(
+            f"  ({row.coordX:.1f}, {row.coordY:.1f}, {row.coordZ:.1f}) mm  "
+            f"p={row.probability:.3f}  ~{row.diameter_mm:.0f} mm"
+        )
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

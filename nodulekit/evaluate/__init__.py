@@ -26,6 +26,16 @@ _LAZY = {
     "read_predictions": "nodulekit.evaluate.predictions",
     "check_predictions": "nodulekit.evaluate.predictions",
     "write_predictions": "nodulekit.evaluate.predictions",
+    "curve_bands": "nodulekit.evaluate.metrics",
+    "calibration_table": "nodulekit.evaluate.metrics",
+    "error_table": "nodulekit.evaluate.gallery",
+    "error_crops": "nodulekit.evaluate.gallery",
+    "evaluate_predictions": "nodulekit.evaluate.run",
+    "evaluate_checkpoint": "nodulekit.evaluate.run",
+    "Evaluation": "nodulekit.evaluate.run",
+    "load_model": "nodulekit.evaluate.scoring",
+    "crop_geometry": "nodulekit.evaluate.scoring",
+    "score_crops": "nodulekit.evaluate.scoring",
 }
 
 __all__ = sorted(_LAZY)

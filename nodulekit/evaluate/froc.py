@@ -214,6 +214,43 @@ def _bootstrap(
     return at_points, on_grid
 
 
+def _select(
+    predictions: pd.DataFrame, annotations: pd.DataFrame, excluded: pd.DataFrame, scans: list
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Marks, nodules and all findings (nodules first, then excluded) of the scans evaluated,
+    each with its scan number in ``_scan``."""
+    tables = []
+    for table in (predictions, annotations, excluded):
+        coded = table.assign(_scan=_codes(table["seriesuid"], scans))
+        tables.append(coded[coded["_scan"] >= 0].reset_index(drop=True))
+    marks, nodules, other = tables
+    return marks, nodules, pd.concat([nodules, other], ignore_index=True)
+
+
+def _outcomes(
+    prob: np.ndarray, n_nodules: int, f_rows: np.ndarray, m_rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per nodule: best probability and hit count; per mark: outcome and the nodule it hits.
+
+    Findings ``f_rows < n_nodules`` are nodules, the others excluded findings. A mark's outcome
+    is ``tp`` (the counting mark of a nodule: highest probability, the first of ties),
+    ``double`` (another mark on a nodule), ``excluded`` or ``fp``, in that priority.
+    """
+    on_nodule = f_rows < n_nodules
+    nf, nm = f_rows[on_nodule], m_rows[on_nodule]
+    best = np.full(n_nodules, -np.inf)
+    np.maximum.at(best, nf, prob[nm])
+    n_hits = np.bincount(nf, minlength=n_nodules)
+    outcome = np.full(len(prob), "fp", dtype=object)
+    outcome[m_rows[~on_nodule]] = "excluded"
+    outcome[nm] = "double"
+    nodule_of_mark = np.full(len(prob), -1)
+    nodule_of_mark[nm] = nf
+    is_best = prob[nm] == best[nf]
+    outcome[nm[is_best][np.unique(nf[is_best], return_index=True)[1]]] = "tp"
+    return best, n_hits, outcome, nodule_of_mark
+
+
 def froc(
     predictions: pd.DataFrame,
     annotations: pd.DataFrame,
@@ -253,36 +290,13 @@ def froc(
     n_scans = len(scans)
     if n_scans == 0:
         raise ValueError("no scans to evaluate: seriesuids is empty")
-    marks = predictions.copy()
-    marks["_scan"] = _codes(marks["seriesuid"], scans)
-    marks = marks[marks["_scan"] >= 0]
+    marks, nodules, findings = _select(predictions, annotations, excluded, scans)
     if max_marks_per_scan is not None and max_marks_per_scan > 0:
-        marks = _cap_marks(marks, int(max_marks_per_scan))
-    marks = marks.reset_index(drop=True)
-    nodules = annotations.assign(_scan=_codes(annotations["seriesuid"], scans))
-    nodules = nodules[nodules["_scan"] >= 0].reset_index(drop=True)
-    other = excluded.assign(_scan=_codes(excluded["seriesuid"], scans))
-    other = other[other["_scan"] >= 0].reset_index(drop=True)
-    findings = pd.concat([nodules, other], ignore_index=True)
+        marks = _cap_marks(marks, int(max_marks_per_scan)).reset_index(drop=True)
     f_rows, m_rows, _ = match_marks(marks, findings, n_scans)
-    on_nodule = f_rows < len(nodules)
     prob = marks["probability"].to_numpy(float)
-
-    # each nodule: the highest probability among its hits
-    best = np.full(len(nodules), -np.inf)
-    np.maximum.at(best, f_rows[on_nodule], prob[m_rows[on_nodule]])
-    n_hits = np.bincount(f_rows[on_nodule], minlength=len(nodules))
+    best, n_hits, outcome, nodule_of_mark = _outcomes(prob, len(nodules), f_rows, m_rows)
     detected = n_hits > 0
-    outcome = np.full(len(marks), "fp", dtype=object)
-    outcome[m_rows[~on_nodule]] = "excluded"
-    outcome[m_rows[on_nodule]] = "double"
-    nodule_of_mark = np.full(len(marks), -1)
-    nodule_of_mark[m_rows[on_nodule]] = f_rows[on_nodule]
-    is_best = prob[m_rows[on_nodule]] == best[f_rows[on_nodule]]
-    counting = m_rows[on_nodule][is_best][
-        np.unique(f_rows[on_nodule][is_best], return_index=True)[1]
-    ]
-    outcome[counting] = "tp"  # one counting mark per nodule (the first of tied best ones)
     fp = outcome == "fp"
 
     gt = np.r_[np.ones(len(nodules)), np.zeros(int(fp.sum()))]
@@ -332,3 +346,39 @@ def froc(
     return FrocResult(
         fps, sens, thresholds, points, cpm, cpm_ci, marks_out, nodules_out, band, counts
     )
+
+
+def froc_by_group(
+    predictions: pd.DataFrame,
+    annotations: pd.DataFrame,
+    excluded: pd.DataFrame | None,
+    seriesuids: Sequence[str],
+    groups: Sequence[str] | np.ndarray,
+    *,
+    method: str = "interp",
+) -> pd.DataFrame:
+    """CPM and the 7 sensitivities for each group of nodules (e.g. `size_band` of diameters).
+
+    For one group, the nodules of the other groups become excluded findings: a mark on them is
+    neither a hit nor a false positive, so every group is scored against the same false
+    positives. Groups named ``""`` are skipped.
+    """
+    excluded = excluded if excluded is not None else annotations.iloc[:0]
+    groups = np.asarray(groups, dtype=object)
+    rows = []
+    for name in dict.fromkeys(g for g in groups if isinstance(g, str) and g):
+        inside = groups == name
+        others = pd.concat([excluded, annotations[~inside]], ignore_index=True)
+        result = froc(predictions, annotations[inside], others, seriesuids, n_resamples=0,
+                      method=method)  # fmt: skip
+        row = {"group": name, "nodules": result.counts["nodules"], "found": result.counts["tp"]}
+        row.update(
+            zip(
+                [f"sens@{p:g}" for p in FP_PER_SCAN],
+                result.operating_points["sensitivity"],
+                strict=True,
+            )
+        )
+        row["cpm"] = result.cpm
+        rows.append(row)
+    return pd.DataFrame(rows)

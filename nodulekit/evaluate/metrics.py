@@ -350,3 +350,74 @@ def metrics_by_group(
 def _band_order(name: str) -> tuple[int, str]:
     order = [band[2] for band in SIZE_BANDS_MM] + [">20 mm"]
     return (order.index(name) if name in order else len(order), name)
+
+
+def curve_bands(
+    labels,
+    probabilities,
+    series,
+    *,
+    n_resamples: int = 1000,
+    seed: int | None = 0,
+    confidence: float = 0.95,
+    n_points: int = 101,
+    chunk: int = 100,
+) -> dict[str, pd.DataFrame]:
+    """ROC and precision-recall curves with bootstrap bands (series resampled).
+
+    Returns ``{"roc": DataFrame(fpr, tpr, low, high), "pr": DataFrame(recall, precision, low,
+    high)}``: the curves of the data as given, read on a grid of ``n_points``, and the
+    percentile band of the replicates on the same grid.
+    """
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    y, p = _arrays(labels, probabilities)
+    if len(np.unique(y)) < 2:
+        raise ValueError("curves need both nodules and non-nodules")
+    grid = np.linspace(0, 1, n_points)
+    fpr, tpr, _ = roc_curve(y, p)
+    precision, recall, _ = precision_recall_curve(y, p)
+    roc_point = np.interp(grid, fpr, tpr)
+    pr_point = np.interp(grid, recall[::-1], precision[::-1])
+    _, series_index = np.unique(np.asarray(series).astype(str), return_inverse=True)
+    weights = series_weights(int(series_index.max()) + 1, n_resamples, seed=seed)
+    order = np.argsort(-p, kind="stable")
+    ys, ps = y[order], p[order]
+    ends = np.flatnonzero(np.r_[ps[1:] != ps[:-1], True])
+    roc_boot = np.full((n_resamples, n_points), np.nan)
+    pr_boot = np.full((n_resamples, n_points), np.nan)
+    for start in range(0, n_resamples, chunk):
+        w = weights[start : start + chunk][:, series_index[order]].astype(float)
+        tp = np.cumsum(w * ys, axis=1)[:, ends]
+        fp = np.cumsum(w * (1 - ys), axis=1)[:, ends]
+        for k in range(len(w)):
+            if tp[k, -1] == 0 or fp[k, -1] == 0:
+                continue
+            r_tpr, r_fpr = np.r_[0, tp[k]] / tp[k, -1], np.r_[0, fp[k]] / fp[k, -1]
+            roc_boot[start + k] = np.interp(grid, r_fpr, r_tpr)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                r_prec = np.nan_to_num(tp[k] / (tp[k] + fp[k]), nan=1.0)
+            pr_boot[start + k] = np.interp(grid, np.r_[0, r_tpr[1:]], np.r_[1, r_prec])
+    roc_low, roc_high = percentile_interval(roc_boot, confidence)
+    pr_low, pr_high = percentile_interval(pr_boot, confidence)
+    return {
+        "roc": pd.DataFrame({"fpr": grid, "tpr": roc_point, "low": roc_low, "high": roc_high}),
+        "pr": pd.DataFrame({"recall": grid, "precision": pr_point, "low": pr_low, "high": pr_high}),
+    }
+
+
+def calibration_table(labels, probabilities, *, n_bins: int = 10) -> pd.DataFrame:
+    """Reliability diagram data: per probability bin, the mean predicted probability, the
+    observed fraction of nodules and the count (scikit-learn's ``calibration_curve`` bins)."""
+    from sklearn.calibration import calibration_curve
+
+    y, p = _arrays(labels, probabilities)
+    observed, predicted = calibration_curve(y, p, n_bins=n_bins, strategy="uniform")
+    edges = np.linspace(0, 1, n_bins + 1)
+    counts = np.bincount(np.clip(np.searchsorted(edges[1:-1], p, side="right"), 0, n_bins - 1),
+                         minlength=n_bins)  # fmt: skip
+    counts = counts[counts > 0]
+    brier = float(np.mean((p - y) ** 2))
+    table = pd.DataFrame({"predicted": predicted, "observed": observed, "count": counts})
+    table.attrs["brier"] = brier
+    return table

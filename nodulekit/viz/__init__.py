@@ -25,6 +25,13 @@ if TYPE_CHECKING:  # pragma: no cover - what editors and type checkers see
         diameter_histogram_rgb,
         summary_html,
     )
+    from nodulekit.viz.evaluate import (
+        calibration_figure,
+        error_gallery_figure,
+        froc_figure,
+        roc_pr_figure,
+        save_evaluation_figures,
+    )
     from nodulekit.viz.preprocess import (
         crop_box_on_slice,
         crop_planes_figure,
@@ -69,6 +76,11 @@ _LAZY = {
          "render_slice", "slice_figure", "to_png", "window_lut"],
         "nodulekit.viz.slices",
     ),
+    **dict.fromkeys(
+        ["calibration_figure", "error_gallery_figure", "froc_figure", "roc_pr_figure",
+         "save_evaluation_figures"],
+        "nodulekit.viz.evaluate",
+    ),
     **dict.fromkeys(["figure_png", "training_curves_figure"], "nodulekit.viz.training"),
     **dict.fromkeys(["VolumeModel", "prepare_volume", "render_volume"], "nodulekit.viz.volume"),
 }  # fmt: skip
@@ -78,6 +90,7 @@ __all__ = [
     "PLANES",
     "PLANE_AXIS",
     "VolumeModel",
+    "calibration_figure",
     "crop_box_on_slice",
     "crop_planes_figure",
     "crop_planes_image",
@@ -86,7 +99,9 @@ __all__ = [
     "diameter_histogram_rgb",
     "draw_circles",
     "draw_crosshair",
+    "error_gallery_figure",
     "figure_png",
+    "froc_figure",
     "matching_slice",
     "nodule_circles_on_slice",
     "plane_png",
@@ -97,6 +112,8 @@ __all__ = [
     "render_preview_slice",
     "render_slice",
     "render_volume",
+    "roc_pr_figure",
+    "save_evaluation_figures",
     "slice_figure",
     "summary_html",
     "to_png",

@@ -165,3 +165,16 @@ def test_bad_predictions_name_file_line_and_column(tmp_path, text, message):
     with pytest.raises(TableError, match=message) as info:
         read_predictions(path, known_uids=[A, B, C])
     assert str(path) in str(info.value)
+
+
+def test_froc_per_size_band_ignores_the_other_bands_nodules():
+    from nodulekit.evaluate.froc import froc_by_group
+    from nodulekit.evaluate.metrics import size_band
+
+    table = froc_by_group(
+        MARKS, ANNOTATIONS, EXCLUDED, [A, B, C], size_band(ANNOTATIONS["diameter_mm"])
+    )
+    rows = table.set_index("group")
+    # 6-10 mm: N2 (6 mm, missed) and N3 (8 mm, found at 0.3); N1's marks (10 mm) are ignored
+    assert rows.loc["6-10 mm", "nodules"] == 2 and rows.loc["6-10 mm", "found"] == 1
+    assert rows.loc["10-20 mm", "nodules"] == 1 and rows.loc["10-20 mm", "cpm"] == 1.0

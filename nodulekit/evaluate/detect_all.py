@@ -21,7 +21,7 @@ from nodulekit.evaluate.predictions import write_predictions
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(checkpoint: str, device: str, threads: int) -> None:
+def _init_worker(checkpoint: str, device: str, threads: int, segmenter: str | None = None) -> None:
     import torch
 
     from nodulekit.evaluate.scoring import load_model
@@ -29,6 +29,10 @@ def _init_worker(checkpoint: str, device: str, threads: int) -> None:
     torch.set_num_threads(max(1, threads))
     _WORKER["model"] = load_model(checkpoint, device=device)
     _WORKER["device"] = device
+    if segmenter:  # candidates from the segmentation (--candidates unet)
+        from nodulekit.evaluate.segmentation import load_segmenter
+
+        _WORKER["segmenter"] = load_segmenter(segmenter, device=device)
 
 
 def _detect_one(task: tuple[str, str, str, int]) -> str:
@@ -38,7 +42,8 @@ def _detect_one(task: tuple[str, str, str, int]) -> str:
     uid, path, part, max_candidates = task
     marks = detect_scan(
         read_scan(path), _WORKER["model"], seriesuid=uid, max_candidates=max_candidates,
-        device=_WORKER["device"],
+        device=_WORKER["device"], segmenter=_WORKER.get("segmenter"),
+        candidates="unet" if "segmenter" in _WORKER else "blob",
     )  # fmt: skip
     with atomic_write(part, "w", permissions=None) as handle:
         marks.to_csv(handle, index=False, float_format="%.6f")
@@ -55,11 +60,14 @@ def detect_dataset(
     device: str = "auto",
     max_candidates: int = 200,
     progress: bool = False,
+    segmenter: str | os.PathLike | None = None,
 ) -> Path:
     """Detect nodules in every scan of a LUNA16 root (or ``subsets``); one merged CSV.
 
-    Resumes: scans whose part file exists are skipped. Returns ``out``.
+    Resumes: scans whose part file exists are skipped. Returns ``out``. With ``segmenter`` (a
+    ``--task segment`` checkpoint) candidates come from its segmentation, not from blobs.
     """
+    segmenter = str(segmenter) if segmenter else None
     from nodulekit.data import Luna16
     from nodulekit.train import distributed as ddp
 
@@ -78,14 +86,16 @@ def detect_dataset(
     ]
     threads = max(1, (os.cpu_count() or 1) // max(1, workers))
     if workers <= 1:
-        _init_worker(str(checkpoint), device, 0 if device != "cpu" else threads)
+        _init_worker(str(checkpoint), device, 0 if device != "cpu" else threads, segmenter)
         for task in _progress(tasks, progress):
             _detect_one(task)
     else:
         import multiprocessing as mp
 
         context = mp.get_context("spawn")  # safe with torch and CUDA
-        with context.Pool(workers, _init_worker, (str(checkpoint), device, threads)) as pool:
+        with context.Pool(
+            workers, _init_worker, (str(checkpoint), device, threads, segmenter)
+        ) as pool:
             for _ in _progress(pool.imap_unordered(_detect_one, tasks), progress, len(tasks)):
                 pass
     ddp.barrier(info)

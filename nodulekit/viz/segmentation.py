@@ -130,7 +130,7 @@ def segmentation_figure(
 
     predicted = None if probability is None else probability >= threshold
     centre = _centre([truth, predicted], image_hu.shape)
-    z = int(round(centre[0])) if z is None else int(z)
+    z = int(np.rint(centre[0])) if z is None else int(z)
     box = _crop_2d(centre[1:], image_hu.shape[1:], size_px)
     layers = []
     if truth is not None:
@@ -183,7 +183,7 @@ def reader_contours_figure(
 
     masks = list(readers.values())
     centre = _centre([consensus, *masks], image_hu.shape)
-    z = int(round(centre[0])) if z is None else int(z)
+    z = int(np.rint(centre[0])) if z is None else int(z)
     box = _crop_2d(centre[1:], image_hu.shape[1:], size_px)
     layers = [(m[z][box], READER_COLOURS[i % len(READER_COLOURS)]) for i, m in enumerate(masks)]
     if consensus is not None:

@@ -39,6 +39,12 @@ if TYPE_CHECKING:  # pragma: no cover - what editors and type checkers see
         matching_slice,
         render_preview_slice,
     )
+    from nodulekit.viz.segmentation import (
+        candidate_recall_figure,
+        mask_overlay_rgb,
+        reader_contours_figure,
+        segmentation_figure,
+    )
     from nodulekit.viz.slices import (
         PALETTE,
         PLANE_AXIS,
@@ -81,6 +87,11 @@ _LAZY = {
          "save_evaluation_figures"],
         "nodulekit.viz.evaluate",
     ),
+    **dict.fromkeys(
+        ["candidate_recall_figure", "mask_overlay_rgb", "reader_contours_figure",
+         "segmentation_figure"],
+        "nodulekit.viz.segmentation",
+    ),
     **dict.fromkeys(["figure_png", "training_curves_figure"], "nodulekit.viz.training"),
     **dict.fromkeys(["VolumeModel", "prepare_volume", "render_volume"], "nodulekit.viz.volume"),
 }  # fmt: skip
@@ -91,6 +102,7 @@ __all__ = [
     "PLANE_AXIS",
     "VolumeModel",
     "calibration_figure",
+    "candidate_recall_figure",
     "crop_box_on_slice",
     "crop_planes_figure",
     "crop_planes_image",
@@ -102,6 +114,7 @@ __all__ = [
     "error_gallery_figure",
     "figure_png",
     "froc_figure",
+    "mask_overlay_rgb",
     "matching_slice",
     "nodule_circles_on_slice",
     "plane_png",
@@ -109,11 +122,13 @@ __all__ = [
     "plane_rgb",
     "plane_size",
     "prepare_volume",
+    "reader_contours_figure",
     "render_preview_slice",
     "render_slice",
     "render_volume",
     "roc_pr_figure",
     "save_evaluation_figures",
+    "segmentation_figure",
     "slice_figure",
     "summary_html",
     "to_png",

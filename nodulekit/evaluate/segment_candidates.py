@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["candidate_recall", "lung_box", "unet_candidate_points"]
+__all__ = ["candidate_recall", "compare_candidate_sources", "lung_box", "unet_candidate_points"]
 
 #: candidates-per-scan budgets of `candidate_recall` (the blob detector's default is 200)
 BUDGETS = (1, 2, 5, 10, 20, 50, 100, 200)
@@ -178,3 +178,48 @@ def candidate_recall(
                 }
             )
     return pd.DataFrame(rows)
+
+
+def compare_candidate_sources(
+    data: str | Any,
+    segmenter: Any,
+    seriesuids: Iterable[str] | None = None,
+    *,
+    max_candidates: int = 200,
+    budgets: Sequence[int] = BUDGETS,
+    device: Any = "cpu",
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The blob detector and the U-Net's components side by side on the scans of a data root.
+
+    Parameters
+    ----------
+    data : path or Luna16
+        A LUNA16-layout root (its ``annotations.csv`` is the truth).
+    segmenter : torch.nn.Module
+        The U-Net (`nodulekit.evaluate.segmentation.load_segmenter`).
+    seriesuids : strings, optional
+        The scans compared (default: every scan on disk).
+
+    Returns
+    -------
+    recall, candidates : DataFrame
+        `candidate_recall` of both sources, and every candidate (``source`` column) with
+        its ``seriesuid``.
+    """
+    from nodulekit.data import Luna16
+    from nodulekit.evaluate.detect import candidate_points
+
+    luna = data if isinstance(data, Luna16) else Luna16(data, warn_missing=False)
+    uids = list(luna.scans.seriesuid) if seriesuids is None else list(seriesuids)
+    parts = []
+    for uid in uids:
+        scan = luna.load(uid)
+        blob = candidate_points(scan, max_candidates=max_candidates)
+        unet = unet_candidate_points(scan, segmenter, max_candidates=max_candidates, device=device)
+        parts += [
+            blob.assign(source="blob", seriesuid=uid),
+            unet.assign(source="unet", seriesuid=uid),
+        ]
+    candidates = pd.concat(parts, ignore_index=True)
+    sources = {name: candidates[candidates.source == name] for name in ("blob", "unet")}
+    return candidate_recall(sources, luna.annotations, uids, budgets=budgets), candidates

@@ -25,6 +25,15 @@ CI_PARAMETERS: dict[str, dict[str, Any]] = {
     "02_preprocessing.ipynb": {"WORKERS": 2},
     # one torch thread: on 2 shared cores, torch's default (2 threads) trains ~6x slower
     "03_training.ipynb": {"EPOCHS": 2, "BATCH_SIZE": 16, "SAMPLES_PER_EPOCH": 256, "THREADS": 1},
+    # a tiny U-Net for one epoch: the chapter's plumbing, not its Dice; no real-scan comparison
+    "07_segmentation.ipynb": {
+        "EPOCHS": 1,
+        "BATCH_SIZE": 16,
+        "SAMPLES_PER_EPOCH": 64,
+        "MODEL_OPTIONS": {"channels": [4, 8]},
+        "THREADS": 1,
+        "COMPARE_ON_SAMPLE": False,
+    },
 }
 
 #: text that means something failed, wherever it appears in an output

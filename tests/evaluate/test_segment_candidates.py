@@ -69,3 +69,31 @@ def test_unet_candidates_need_a_segmenter_on_the_command_line(tmp_path):
     )  # fmt: skip
     assert result.exit_code != 0
     assert "unet with --segmenter" in result.output
+
+
+def test_detect_with_unet_candidates_finds_the_synthetic_nodules(tmp_path, monkeypatch):
+    import nodulekit.train.segment as segment
+    from nodulekit.data import Luna16, make_synthetic_luna16
+    from nodulekit.evaluate.detect import detect_scan
+    from nodulekit.models import build_model
+
+    root = make_synthetic_luna16(tmp_path / "d", n_scans=1, size="tiny", seed=2, progress=False)
+    luna = Luna16(root, warn_missing=False)
+    uid = luna.scans.seriesuid[0]
+    labels, _ = segment.nodule_labels(luna, uid)
+    # a perfect segmenter: the exact masks (the lung mask, components and scoring are real)
+    monkeypatch.setattr(segment, "predict_volume", lambda *a, **k: (labels > 0).astype("f4"))
+    classifier = build_model("cnn", channels=[4, 8]).eval()
+    config = {"crop_size_mm": 32.0, "crop_shape": [12, 12, 12]}
+    marks = detect_scan(
+        luna.load(uid), (classifier, config), candidates="unet", segmenter=(ThresholdNet(), {}),
+        device="cpu",
+    )  # fmt: skip
+    assert {"volume_mm3", "seg_score", "diameter_mm"} <= set(marks.columns)
+    assert marks.probability.between(0, 1).all() and len(marks) <= labels.max()
+    xyz = marks[["coordX", "coordY", "coordZ"]].to_numpy()
+    for nodule in luna.annotations_for(uid).itertuples():
+        distance = np.linalg.norm(xyz - [nodule.coordX, nodule.coordY, nodule.coordZ], axis=1)
+        assert (distance < nodule.diameter_mm / 2).any()
+    with pytest.raises(ValueError, match="needs a segmenter"):
+        detect_scan(luna.load(uid), (classifier, config), candidates="unet")

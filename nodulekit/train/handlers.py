@@ -37,10 +37,13 @@ METRIC_COLUMNS = [
 
 
 def metrics_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """The history as a table: `METRIC_COLUMNS` first, then the others in row order."""
+    """The history as a table: `METRIC_COLUMNS` first (those the rows hold), then the others
+    in row order."""
     frame = pd.DataFrame(rows)
     extra = [c for c in frame.columns if c not in METRIC_COLUMNS]
-    return frame.reindex(columns=METRIC_COLUMNS + extra)
+    # another task's rows (segmentation: val_dice) leave out the classifier's metrics
+    first = [c for c in METRIC_COLUMNS if c in frame.columns] if rows else METRIC_COLUMNS
+    return frame.reindex(columns=first + extra)
 
 
 class MetricsFile:

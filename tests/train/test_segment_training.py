@@ -80,6 +80,7 @@ def test_command_writes_val_dice_and_best_checkpoint_and_says_the_model(root, tm
     assert result.exit_code == 0, result.output
     metrics = pd.read_csv(out / "metrics.csv")
     assert "val_dice" in metrics.columns and metrics["val_dice"].between(0, 1).all()
+    assert "val_auc" not in metrics.columns  # no empty classifier columns
     assert "val Dice" in result.output and "best val Dice" in result.output
     assert json.loads((out / "config.json").read_text())["model"] == "unet"
     checkpoint = torch.load(out / "best.pt", weights_only=False)

@@ -71,8 +71,8 @@ def _one_line(invoke: Callable[[Any], Any], ctx: Any) -> Any:
     except (typer.Exit, typer.Abort):
         raise
     except (NodulekitError, OSError, RuntimeError, ValueError) as error:
-        if _debug_on(ctx):
-            raise
+        if _debug_on(ctx) or getattr(error, "errno", None) == errno.EPIPE:
+            raise  # a closed pipe (`| head`) is the command line's own business
         typer.secho(error_line(error), err=True, fg=typer.colors.RED)
         usage = isinstance(error, NodulekitError | ValueError)
         raise typer.Exit(code=USAGE_ERROR if usage else 1) from error

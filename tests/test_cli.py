@@ -88,3 +88,18 @@ def test_documented_options_exist(command, options):
     names = {o for p in params for o in [*p.opts, *p.secondary_opts]}
     assert set(options) <= names
     assert "--debug" in CliRunner().invoke(app, ["--help"]).output
+
+
+def test_a_closed_pipe_is_not_reported_as_an_error():
+    from nodulekit._cmdline import OneLineErrorsGroup
+
+    piped = typer.Typer(cls=OneLineErrorsGroup)
+    piped.callback()(lambda: None)
+
+    @piped.command()
+    def show() -> None:
+        raise BrokenPipeError(errno.EPIPE, "Broken pipe")  # as `nodulekit ... | head` gets
+
+    result = CliRunner().invoke(piped, ["show"])
+    assert result.exit_code == 1  # click's own quiet exit for a closed pipe
+    assert "error:" not in result.output and "Broken pipe" not in result.output

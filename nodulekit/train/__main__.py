@@ -264,7 +264,9 @@ def make_train_command() -> Callable[..., None]:
     train_command.__doc__ = (
         "Train a nodule classifier on the candidates of a LUNA16-layout data root: crop cache, "
         "balanced and augmented training, validation each epoch, checkpoints, held-out test. "
-        "Every option is a field of nodulekit.train.TrainConfig."
+        "Every option is a field of nodulekit.train.TrainConfig. INTS options take several "
+        "numbers (--val-subsets 7 8, or 7,8) or none (--test-subsets none). "
+        "--debug shows the traceback of an error."
     )
     return train_command
 

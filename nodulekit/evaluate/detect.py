@@ -2,10 +2,12 @@
 checkpoint, written as a LUNA16 submission.
 
 1. `candidate_points`: the scan resampled to an isotropic grid (1.25 mm), HU scaled to [0, 1]
-   in two windows (full range; lung to -400 HU for ground-glass nodules) inside the lung mask (`nodulekit.preprocess.lung_mask`; air outside, so the chest wall
-   makes no edge), the scale-normalised Laplacian of Gaussian (``-sigma^2 LoG``) at radii of
+   in two windows (full range; lung to -400 HU for ground-glass nodules) inside the lung mask
+   (`nodulekit.preprocess.lung_mask`; air outside, so the chest wall makes no edge), the scale-normalised Laplacian of Gaussian (``-sigma^2 LoG``) at radii of
    2 to 15 mm (``sigma = r / sqrt(3)``, the 3D blob scale), local maxima at each scale,
-   marks closer than ``merge_mm`` (or half the stronger blob's radius) merged, strongest first;
+   the (window, scale) groups interleaved strongest first (so that the many small vessel
+   dots do not crowd out larger blobs), marks closer than ``merge_mm`` (or half the stronger
+   blob's radius) merged;
 2. `score_points`: a crop around each with the checkpoint's geometry, scored in batches
    (CUDA with mixed precision when present);
 3. `detect_scan`: both, one row per mark: ``seriesuid, coordX, coordY, coordZ, probability``
@@ -82,6 +84,7 @@ def candidate_points(
     merge_mm: float = 5.0,
     min_response: float = 0.02,
     windows_hu: Sequence[tuple[float, float]] = ((-1000.0, 400.0), (-1000.0, -400.0)),
+    interleave: bool = True,
 ) -> pd.DataFrame:
     """Blob candidates inside the lungs: ``coordX, coordY, coordZ`` (world mm), ``diameter_mm``
     (size estimate), ``blob_score`` (LoG response), strongest first, at most ``max_candidates``.
@@ -96,12 +99,20 @@ def candidate_points(
     iso, mask = _isotropic(scan, grid_mm)
     radii_vox = [r / grid_mm for r in radii_mm]
     found = []
-    for low, high in windows_hu:
+    for w, (low, high) in enumerate(windows_hu):
         scaled = normalize_hu(np.asarray(iso.array, np.float32), min_hu=low, max_hu=high)
         volume = np.where(mask, scaled, 0.0).astype(np.float32)
-        found.append(blob_peaks(volume, radii_vox, mask, min_response))
-    index_zyx, score, scale = (np.concatenate([f[k] for f in found]) for k in range(3))
-    order = np.argsort(-score, kind="stable")
+        index, response, scale = blob_peaks(volume, radii_vox, mask, min_response)
+        found.append((index, response, scale, scale + w * len(radii_vox)))
+    index_zyx, score, scale, group = (np.concatenate([f[k] for f in found]) for k in range(4))
+    # interleave the (window, scale) groups, strongest first within each: vessel dots at the
+    # smallest scale are many and strong, and would otherwise crowd out larger blobs
+    by_score = np.argsort(-score, kind="stable")
+    rank_in_group = np.empty(len(score), np.int64)
+    for g in np.unique(group):
+        members = by_score[group[by_score] == g]
+        rank_in_group[members] = np.arange(len(members))
+    order = np.lexsort((-score, rank_in_group)) if interleave else by_score
     index_zyx, score = index_zyx[order], score[order]
     radius = np.asarray(radii_mm)[scale[order]]
     world = iso.voxel_to_world(index_zyx.astype(float)).reshape(-1, 3)

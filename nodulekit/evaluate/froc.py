@@ -361,12 +361,14 @@ def froc_by_group(
 
     For one group, the nodules of the other groups become excluded findings: a mark on them is
     neither a hit nor a false positive, so every group is scored against the same false
-    positives. Groups named ``""`` are skipped.
+    positives. Groups named ``""``, and groups without a nodule in the scans evaluated, are
+    skipped.
     """
     excluded = excluded if excluded is not None else annotations.iloc[:0]
     groups = np.asarray(groups, dtype=object)
+    evaluated = annotations["seriesuid"].astype(str).isin(set(map(str, seriesuids))).to_numpy()
     rows = []
-    for name in dict.fromkeys(g for g in groups if isinstance(g, str) and g):
+    for name in dict.fromkeys(g for g in groups[evaluated] if isinstance(g, str) and g):
         inside = groups == name
         others = pd.concat([excluded, annotations[~inside]], ignore_index=True)
         result = froc(predictions, annotations[inside], others, seriesuids, n_resamples=0,

@@ -178,3 +178,13 @@ def test_froc_per_size_band_ignores_the_other_bands_nodules():
     # 6-10 mm: N2 (6 mm, missed) and N3 (8 mm, found at 0.3); N1's marks (10 mm) are ignored
     assert rows.loc["6-10 mm", "nodules"] == 2 and rows.loc["6-10 mm", "found"] == 1
     assert rows.loc["10-20 mm", "nodules"] == 1 and rows.loc["10-20 mm", "cpm"] == 1.0
+
+
+def test_froc_per_band_skips_bands_without_nodules_in_the_scans_evaluated():
+    from nodulekit.evaluate.froc import froc_by_group
+    from nodulekit.evaluate.metrics import size_band
+
+    table = froc_by_group(
+        MARKS, ANNOTATIONS, EXCLUDED, [B, C], size_band(ANNOTATIONS["diameter_mm"])
+    )
+    assert table["group"].tolist() == ["6-10 mm"]

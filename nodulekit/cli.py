@@ -377,6 +377,13 @@ def detect(
     out: Annotated[Path, typer.Option(help="The LUNA16 submission CSV to write.")],
     max_candidates: Annotated[int, typer.Option(help="Blob candidates per scan.")] = 200,
     workers: Annotated[int, typer.Option(help="Processes (a LUNA16 root only).")] = 1,
+    candidates: Annotated[
+        str, typer.Option(help="Candidate source: blob (LoG blobs) or unet (a segmentation).")
+    ] = "blob",
+    segmenter: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="With --candidates unet: a `train --task segment` best.pt."),
+    ] = None,
     subsets: Annotated[
         Optional[list[int]],  # noqa: UP045
         typer.Option(help="Only these subsets (a LUNA16 root only; repeat the option)."),
@@ -391,13 +398,18 @@ def detect(
     from nodulekit.data.luna16 import is_luna16_root
     from nodulekit.errors import NodulekitError
 
+    if candidates not in ("blob", "unet") or (candidates == "unet") != (segmenter is not None):
+        raise typer.BadParameter(
+            "--candidates is blob, or unet with --segmenter SEG.pt (a `train --task segment` "
+            f"checkpoint); got --candidates {candidates} and --segmenter {segmenter}"
+        )
     try:
         if is_luna16_root(scan):
             from nodulekit.evaluate.detect_all import detect_dataset
 
             detect_dataset(
                 scan, checkpoint, out, subsets=subsets, workers=workers, device=device,
-                max_candidates=max_candidates, progress=sys.stderr.isatty(),
+                max_candidates=max_candidates, progress=sys.stderr.isatty(), segmenter=segmenter,
             )  # fmt: skip
             typer.echo(f"wrote {out}")
             return
@@ -406,8 +418,9 @@ def detect(
         from nodulekit.evaluate.predictions import write_predictions
 
         marks = detect_scan(
-            read_scan(scan), checkpoint, max_candidates=max_candidates, device=device
-        )
+            read_scan(scan), checkpoint, max_candidates=max_candidates, device=device,
+            candidates=candidates, segmenter=segmenter,
+        )  # fmt: skip
         write_predictions(marks, out)
     except NodulekitError as e:
         raise _fail(e) from e

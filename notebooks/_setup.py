@@ -493,3 +493,48 @@ def check_pointing_game(agreement, answer) -> None:
     expected = float(agreement.loc[agreement["is_nodule"], "hit"].mean())
     _say(abs(float(answer) - expected) <= 0.01, "average the `hit` column over the "
          "rows where `is_nodule` is True; give a fraction between 0 and 1.")  # fmt: skip
+
+
+# -- 07: segmentation ----------------------------------------------------------------------
+def _mask_pairs(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    pairs = [(rng.random((4, 9, 9)) > 0.6, rng.random((4, 9, 9)) > 0.5) for _ in range(3)]
+    empty = np.zeros((2, 3, 3), bool)
+    return [*pairs, (empty, empty)]
+
+
+def check_dice(dice) -> None:
+    """``dice(a, b)``: the Dice coefficient of two boolean masks (both empty: 1)."""
+    from nodulekit.evaluate.segmentation import dice_iou
+
+    pairs = _mask_pairs()
+    first = dice(*pairs[0])
+    if _unanswered(first):
+        return
+    overlap_ok = all(abs(float(dice(a, b)) - dice_iou(a, b)[0]) < 1e-9 for a, b in pairs[:3])
+    if not overlap_ok:
+        _say(False, "Dice is twice the overlap divided by the sum of both masks' sizes "
+             "(np.logical_and(a, b).sum(), a.sum(), b.sum()).")  # fmt: skip
+        return
+    try:
+        empty_ok = abs(float(dice(*pairs[3])) - 1.0) < 1e-9
+    except ZeroDivisionError:
+        empty_ok = False
+    _say(empty_ok, "two empty masks agree perfectly: return 1.0 when both are empty.")
+
+
+def check_equivalent_diameter(n_voxels, spacing_zyx_mm, answer_mm) -> None:
+    """The diameter (mm) of the sphere with the volume of ``n_voxels`` voxels."""
+    if _unanswered(answer_mm):
+        return
+    from nodulekit.evaluate.segmentation import equivalent_diameter_mm
+
+    expected = equivalent_diameter_mm(int(n_voxels), spacing_zyx_mm)
+    answer = float(answer_mm)
+    if abs(answer - expected) <= 0.01 * expected:
+        _say(True, "")
+    elif abs(answer - 2 * expected) <= 0.02 * expected:
+        _say(False, "that is close to twice the answer: V = (4/3) pi r^3 gives the radius.")
+    else:
+        _say(False, "volume = voxels x the product of the spacing (mm^3); a sphere of volume V "
+             "has diameter (6 V / pi) ** (1/3).")  # fmt: skip

@@ -48,11 +48,13 @@ __all__ = [
     "LidcNodule",
     "LidcReading",
     "LidcRoi",
+    "LidcSeries",
     "LidcWarning",
     "consensus_nodules",
     "find_lidc_xml",
     "lidc_annotations",
     "lidc_annotations_table",
+    "read_lidc_series",
     "read_lidc_xml",
     "slice_lookup",
 ]
@@ -660,3 +662,47 @@ def lidc_annotations(
     scan = read_scan(series_dir, reading.seriesuid or None)
     nodules = consensus_nodules(reading, scan, series_dir=series_dir, level=level)
     return lidc_annotations_table(nodules, min_readers=min_readers)
+
+
+@dataclass
+class LidcSeries:
+    """An LIDC-IDRI series read whole: the scan, the readers' XML, the findings, and the
+    SOP Instance UID -> slice lookup, so that each reader's outline can be drawn
+    (`reader_masks`) beside the consensus (``nodule.mask(scan)``)."""
+
+    scan: Scan
+    reading: LidcReading
+    nodules: list[LidcNodule]
+    slices: dict[str, int]
+
+    def reader_masks(self, nodule: LidcNodule) -> dict[int, np.ndarray]:
+        """One boolean ``(z, y, x)`` mask per reader who outlined ``nodule`` (reader -> mask)."""
+        out: dict[int, np.ndarray] = {}
+        for mark in nodule.marks:
+            if not mark.is_outlined:
+                continue
+            raster = _rasterise(mark, self.scan, self.slices, self.reading.path)
+            mask = out.setdefault(mark.reader, np.zeros(self.scan.shape, dtype=bool))
+            mask[tuple(raster.voxels_zyx.T)] = True
+        return dict(sorted(out.items()))
+
+
+def read_lidc_series(
+    series_dir: str | Path, *, xml: str | Path | None = None, level: float = 0.5
+) -> LidcSeries:
+    """Read a DICOM series with its reader XML: scan, findings (consensus at ``level``), slices.
+
+    Examples
+    --------
+    >>> series = read_lidc_series("LIDC-IDRI-0001")  # doctest: +SKIP
+    >>> series.reader_masks(series.nodules[0]).keys()  # doctest: +SKIP
+    dict_keys([1, 2, 3, 4])
+    """
+    from nodulekit.data.io import read_scan
+
+    series_dir = Path(series_dir)
+    reading = read_lidc_xml(xml if xml is not None else find_lidc_xml(series_dir))
+    scan = read_scan(series_dir, reading.seriesuid or None)
+    slices = slice_lookup(series_dir, scan)
+    nodules = consensus_nodules(reading, scan, slices=slices, level=level)
+    return LidcSeries(scan=scan, reading=reading, nodules=nodules, slices=slices)

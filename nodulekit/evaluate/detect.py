@@ -159,12 +159,18 @@ def detect_scan(
     seriesuid: str | None = None,
     device: str = "auto",
     batch_size: int = 128,
+    candidates: str = "blob",
+    segmenter: str | os.PathLike | tuple[Any, dict] | None = None,
 ) -> pd.DataFrame:
     """Marks of one scan, most probable first: ``seriesuid, coordX, coordY, coordZ,
     probability, diameter_mm, blob_score``.
 
     ``checkpoint``: a path, or the ``(model, config)`` of `nodulekit.evaluate.scoring.load_model`
     (to load it once for many scans). ``seriesuid``: the UID written (default: the scan's).
+    ``candidates="unet"``: candidates from the segmentation of ``segmenter`` (a ``--task
+    segment`` checkpoint, or its ``(model, config)``) instead of blobs
+    (`nodulekit.evaluate.segment_candidates.unet_candidate_points`); the table then has
+    ``diameter_mm`` and ``volume_mm3`` measured from each candidate's mask, and ``seg_score``.
     """
     from nodulekit.evaluate.scoring import crop_geometry, load_model
 
@@ -172,7 +178,7 @@ def detect_scan(
         checkpoint if isinstance(checkpoint, tuple) else load_model(checkpoint, device=device)
     )
     size_mm, shape = crop_geometry(config)
-    points = candidate_points(scan, max_candidates=max_candidates)
+    points = _candidates(scan, candidates, segmenter, max_candidates, device)
     probability = score_points(
         scan, points, model, size_mm=size_mm, shape_zyx=shape, batch_size=batch_size,
         device=device,
@@ -180,5 +186,30 @@ def detect_scan(
     uid = seriesuid or getattr(scan, "seriesuid", "") or "scan"
     table = points.assign(probability=probability.astype(float), seriesuid=uid)
     columns = ["seriesuid", "coordX", "coordY", "coordZ", "probability", "diameter_mm"]
-    table = table[[*columns, "blob_score"]]
+    extra = ["blob_score"] if candidates == "blob" else ["volume_mm3", "seg_score"]
+    table = table[[*columns, *extra]]
     return table.sort_values("probability", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def _candidates(
+    scan: Any, source: str, segmenter: Any, max_candidates: int, device: str
+) -> pd.DataFrame:
+    """Candidate points of ``source``: ``"blob"`` (`candidate_points`) or ``"unet"``."""
+    if source == "blob":
+        return candidate_points(scan, max_candidates=max_candidates)
+    if source != "unet":
+        raise ValueError(f"candidates must be 'blob' or 'unet', not {source!r}")
+    if segmenter is None:
+        raise ValueError(
+            "candidates 'unet' needs a segmenter: the best.pt of `nodulekit train --task segment`"
+        )
+    from nodulekit.evaluate.segment_candidates import unet_candidate_points
+    from nodulekit.evaluate.segmentation import load_segmenter
+    from nodulekit.train.loop import resolve_device
+
+    model, _ = (
+        segmenter if isinstance(segmenter, tuple) else load_segmenter(segmenter, device=device)
+    )
+    return unet_candidate_points(
+        scan, model, max_candidates=max_candidates, device=resolve_device(device)
+    )

@@ -27,9 +27,11 @@ _WORKER: dict[str, Any] = {}
 _COLUMNS = ["seriesuid", "coordX", "coordY", "coordZ", "probability"]
 
 
-def _init_worker(checkpoint: str, device: str, threads: int | None) -> None:
-    """Load the model; ``threads`` sets torch's threads (pool workers only: ``None`` in the
-    caller's process, whose setting is left alone)."""
+def _init_worker(
+    checkpoint: str, device: str, threads: int | None, segmenter: str | None = None
+) -> None:
+    """Load the model (and the segmenter for ``--candidates unet``); ``threads`` sets torch's
+    threads (pool workers only: ``None`` in the caller's process, whose setting is left alone)."""
     from nodulekit.evaluate.scoring import load_model
 
     if threads is not None:
@@ -38,6 +40,10 @@ def _init_worker(checkpoint: str, device: str, threads: int | None) -> None:
         torch.set_num_threads(max(1, threads))
     _WORKER["model"] = load_model(checkpoint, device=device)
     _WORKER["device"] = device
+    if segmenter:  # candidates from the segmentation (--candidates unet)
+        from nodulekit.evaluate.segmentation import load_segmenter
+
+        _WORKER["segmenter"] = load_segmenter(segmenter, device=device)
 
 
 def _detect_one(task: tuple[str, str, str, int]) -> str:
@@ -47,7 +53,8 @@ def _detect_one(task: tuple[str, str, str, int]) -> str:
     uid, path, part, max_candidates = task
     marks = detect_scan(
         read_scan(path), _WORKER["model"], seriesuid=uid, max_candidates=max_candidates,
-        device=_WORKER["device"],
+        device=_WORKER["device"], segmenter=_WORKER.get("segmenter"),
+        candidates="unet" if "segmenter" in _WORKER else "blob",
     )  # fmt: skip
     with atomic_write(part, "w", permissions=None) as handle:
         marks.to_csv(handle, index=False, float_format="%.6f")
@@ -90,13 +97,17 @@ def detect_dataset(
     max_candidates: int = 200,
     progress: bool = False,
     overwrite: bool = False,
+    segmenter: str | os.PathLike | None = None,
 ) -> Path:
     """Detect nodules in every scan of a LUNA16 root (or ``subsets``); one merged CSV.
 
     Resumes: scans whose part file exists are skipped, when ``.parts/manifest.json`` says
-    they were made with this checkpoint (SHA-256) and ``max_candidates``; otherwise they are
-    refused (`OutputExistsError`), or deleted and done again with ``overwrite``. Returns ``out``.
+    they were made with this checkpoint (SHA-256), ``max_candidates`` and candidate source;
+    otherwise they are refused (`OutputExistsError`), or deleted and done again with
+    ``overwrite``. With ``segmenter`` (a ``--task segment`` checkpoint) candidates come from its
+    segmentation, not from blobs. Returns ``out``.
     """
+    segmenter = str(segmenter) if segmenter else None
     from nodulekit.data import Luna16
     from nodulekit.train import distributed as ddp
     from nodulekit.train.checkpoint import sha256_of
@@ -109,7 +120,11 @@ def detect_dataset(
         scans = scans[scans["subset"].isin([int(s) for s in subsets])]
     dev = process_device(device)
     info = ddp.init_distributed(dev.type)
-    manifest = {"checkpoint_sha256": sha256_of(checkpoint), "max_candidates": int(max_candidates)}
+    manifest = {
+        "checkpoint_sha256": sha256_of(checkpoint),
+        "max_candidates": int(max_candidates),
+        "segmenter_sha256": sha256_of(segmenter) if segmenter else None,
+    }
     check_manifest(parts, manifest, overwrite=overwrite)
     ddp.barrier(info)  # every rank checked before any writes the new manifest
     write_text_atomic(parts / "manifest.json", json.dumps(manifest, indent=2) + "\n",
@@ -120,7 +135,7 @@ def detect_dataset(
         for uid, path in zip(mine["seriesuid"], mine["path"], strict=True)
         if not (parts / f"{uid}.csv").is_file()
     ]
-    _run(tasks, str(checkpoint), str(dev), workers, progress)
+    _run(tasks, str(checkpoint), str(dev), workers, progress, segmenter)
     gathered = ddp.all_gather_objects(info, read_parts(parts, mine["seriesuid"]))
     if info.is_main:
         tables = {uid: table for shard in gathered for uid, table in shard.items()}
@@ -129,10 +144,12 @@ def detect_dataset(
     return out
 
 
-def _run(tasks: list, checkpoint: str, device: str, workers: int, progress: bool) -> None:
+def _run(
+    tasks: list, checkpoint: str, device: str, workers: int, progress: bool, segmenter=None
+) -> None:
     """Detect ``tasks`` in this process (threads untouched) or in a pool of ``workers``."""
     if workers <= 1:
-        _init_worker(checkpoint, device, None)
+        _init_worker(checkpoint, device, None, segmenter)
         try:
             for task in _progress(tasks, progress):
                 _detect_one(task)
@@ -143,7 +160,7 @@ def _run(tasks: list, checkpoint: str, device: str, workers: int, progress: bool
 
     threads = max(1, (os.cpu_count() or 1) // workers)  # the CPUs shared by the workers
     context = mp.get_context("spawn")  # safe with torch and CUDA
-    with context.Pool(workers, _init_worker, (checkpoint, device, threads)) as pool:
+    with context.Pool(workers, _init_worker, (checkpoint, device, threads, segmenter)) as pool:
         for _ in _progress(pool.imap_unordered(_detect_one, tasks), progress, len(tasks)):
             pass
 

@@ -8,17 +8,23 @@ nor hurts it; false positives far from every nodule belong to the detection metr
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from nodulekit.errors import CheckpointError
 from nodulekit.evaluate._bootstrap import percentile_interval, series_weights
 
 __all__ = [
     "dice_iou",
     "equivalent_diameter_mm",
+    "evaluate_segmentation",
+    "load_segmenter",
     "nodule_segmentation_metrics",
+    "segment_nodule_boxes",
     "summarise_segmentation",
 ]
 
@@ -149,3 +155,113 @@ def summarise_segmentation(
     table = pd.DataFrame(rows)
     table.attrs.update(n_nodules=len(per_nodule), n_series=len(uids), confidence=confidence)
     return table
+
+
+def load_segmenter(checkpoint: str | os.PathLike, *, device: str = "auto") -> tuple[Any, dict]:
+    """A segmentation checkpoint's U-Net (eval mode, on ``device``) and its training config.
+
+    Raises
+    ------
+    CheckpointError
+        The checkpoint holds a classifier (trained with ``--task classify``), not a U-Net.
+    """
+    from nodulekit.evaluate.scoring import load_model
+    from nodulekit.models import SEGMENTATION_MODELS
+
+    model, config = load_model(checkpoint, device=device)
+    if config.get("model") not in SEGMENTATION_MODELS:
+        raise CheckpointError(
+            f"{checkpoint} holds model {config.get('model')!r}, a classifier; a segmenter is a "
+            f"U-Net trained with `nodulekit train --task segment` (models {list(SEGMENTATION_MODELS)})"
+        )
+    return model, config
+
+
+def _nodule_boxes(labels: np.ndarray, grow_zyx: np.ndarray) -> list[tuple[slice, slice, slice]]:
+    """Each nodule's bounding box grown by ``grow_zyx`` voxels, clipped to the volume."""
+    boxes = []
+    for k in range(1, int(labels.max()) + 1):
+        voxels = np.argwhere(labels == k)
+        if len(voxels):
+            lo = np.maximum(voxels.min(axis=0) - grow_zyx, 0)
+            hi = np.minimum(voxels.max(axis=0) + grow_zyx + 1, labels.shape)
+            boxes.append(tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True)))
+    return boxes
+
+
+def segment_nodule_boxes(
+    model: Any, scan: Any, labels: np.ndarray, *, context_mm: float = 16.0, device: Any = "cpu"
+) -> np.ndarray:
+    """Nodule probability in each labelled nodule's box grown by ``context_mm`` (0 elsewhere).
+
+    The network sees the nodule with ``context_mm`` of its surroundings on every side (what a
+    reader sees around it), not the whole scan: the per-nodule metrics score these boxes only.
+    """
+    from nodulekit.train.segment import predict_volume
+
+    spacing = np.asarray(scan.spacing[::-1], dtype=float)
+    probability = np.zeros(scan.shape, np.float32)
+    for box in _nodule_boxes(labels, np.ceil(context_mm / spacing).astype(int)):
+        part = predict_volume(
+            model,
+            scan,
+            z_range=(box[0].start, box[0].stop),
+            box_yx=(box[1], box[2]),
+            device=device,
+        )
+        probability[box] = np.maximum(probability[box], part[box])
+    return probability
+
+
+def evaluate_segmentation(
+    checkpoint: str | os.PathLike,
+    data: str | os.PathLike,
+    subsets: Iterable[int] | None = None,
+    *,
+    device: str = "auto",
+    margin_mm: float = 5.0,
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-nodule Dice, IoU and diameter error of a segmentation checkpoint on held-out scans.
+
+    Parameters
+    ----------
+    checkpoint : path
+        A ``best.pt`` of ``nodulekit train --task segment``.
+    data : path
+        The LUNA16-layout root (masks in ``seg-nodules-*``, else the sphere fallback).
+    subsets : ints, optional
+        Scans of these subsets; default the checkpoint's test subsets (else its validation's).
+
+    Returns
+    -------
+    per_nodule, summary : DataFrame
+        `nodule_segmentation_metrics` rows of every scan (plus ``mask_source``), and
+        `summarise_segmentation` of them (intervals by series).
+    """
+    from nodulekit.data import Luna16
+    from nodulekit.train.loop import resolve_device
+    from nodulekit.train.segment import nodule_labels
+
+    model, config = load_segmenter(checkpoint, device=device)
+    if subsets is None:
+        subsets = config.get("test_subsets") or config.get("val_subsets") or []
+    subsets = [int(s) for s in subsets]
+    luna = Luna16(data, warn_missing=False)
+    uids = luna.scans.loc[luna.scans["subset"].astype(int).isin(subsets), "seriesuid"].tolist()
+    if not uids:
+        raise ValueError(f"{data}: no scans in subsets {subsets}; give subsets present on disk")
+    parts = []
+    for uid in uids:
+        scan = luna.load(uid)
+        labels, source = nodule_labels(luna, uid, scan)
+        probability = segment_nodule_boxes(model, scan, labels, device=resolve_device(device))
+        rows = nodule_segmentation_metrics(
+            probability, labels, scan.spacing[::-1], seriesuid=uid, margin_mm=margin_mm
+        )
+        parts.append(rows.assign(mask_source=source))
+    per_nodule = pd.concat(parts, ignore_index=True)
+    summary = summarise_segmentation(per_nodule, n_resamples=n_resamples, seed=seed)
+    summary.attrs["subsets"] = subsets
+    return per_nodule, summary

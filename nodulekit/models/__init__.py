@@ -6,7 +6,7 @@ is its last ``Conv3d`` for Grad-CAM.
 
 >>> from nodulekit.models import build_model, available_models
 >>> available_models()
-['cnn', 'resnet', 'resnet18']
+['cnn', 'resnet', 'resnet18', 'unet', 'unet3d']
 >>> type(build_model()).__name__
 'NoduleCNN'
 """
@@ -38,12 +38,32 @@ def _resnet18(**options: Any) -> nn.Module:
     return NoduleResNet(**{"layers": (2, 2, 2, 2), **options})
 
 
+def _unet(**options: Any) -> nn.Module:
+    from nodulekit.models.unet import NoduleUNet
+
+    # (8, 16, 32, 64): a third of the default widths' time per batch on the CPU, and enough
+    # for nodules; pass channels for a wider network on a GPU
+    return NoduleUNet(**{"dims": 2, "channels": (8, 16, 32, 64), **options})
+
+
+def _unet3d(**options: Any) -> nn.Module:
+    from nodulekit.models.unet import NoduleUNet
+
+    return NoduleUNet(**{"dims": 3, "channels": (8, 16, 32), **options})
+
+
 #: name -> factory; ``"cnn"`` (the small CNN) is the default.
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "cnn": _cnn,
     "resnet": _resnet,
     "resnet18": _resnet18,
+    "unet": _unet,
+    "unet3d": _unet3d,
 }
+
+#: the segmentation networks (`nodulekit.models.unet.NoduleUNet`, 2.5D and 3D); the others
+#: are the candidate classifiers
+SEGMENTATION_MODELS = ("unet", "unet3d")
 
 
 #: Old names still read, never listed or written. Runs trained before the rename store
@@ -64,7 +84,8 @@ def available_models() -> list[str]:
 
 
 def build_model(name: str = "cnn", **options: Any) -> nn.Module:
-    """Build a classifier by name (``"cnn"``, ``"resnet"``, ``"resnet18"``).
+    """Build a network by name: a classifier (``"cnn"``, ``"resnet"``, ``"resnet18"``) or a
+    segmentation U-Net (``"unet"``: 2.5D, five slices as channels; ``"unet3d"``).
 
     ``options`` go to the model's constructor (e.g. ``channels=(8, 16, 32)``).
     """
@@ -74,4 +95,11 @@ def build_model(name: str = "cnn", **options: Any) -> nn.Module:
     return MODELS[name](**options)
 
 
-__all__ = ["LEGACY_NAMES", "MODELS", "available_models", "build_model", "canonical_model_name"]
+__all__ = [
+    "LEGACY_NAMES",
+    "MODELS",
+    "SEGMENTATION_MODELS",
+    "available_models",
+    "build_model",
+    "canonical_model_name",
+]

@@ -156,13 +156,21 @@ def result_lines(result: Any) -> list[str]:
     run = Path(result.run_dir)
     files = [p.name for p in sorted(run.iterdir()) if p.is_file()] if run.is_dir() else []
     best = "n/a" if result.best_epoch is None else str(int(result.best_epoch) + 1)
+    monitor = getattr(result, "monitor", "val_auc")
+    label = "val Dice" if monitor == "val_dice" else "val AUC"
     lines = [
         f"run folder: {run} ({', '.join(files)})",
-        f"best epoch: {best} (counting from 1)  best val AUC: {_fmt(result.best_val_auc)}",
+        f"best epoch: {best} (counting from 1)  best {label}: {_fmt(result.best_val_auc)}",
     ]
     m = dict(result.test_metrics or {})
     if not m:
         lines.append("held-out test: none (no test subsets, or the run was interrupted)")
+        return lines
+    if monitor == "val_dice":
+        lines.append(
+            f"held-out test patches: Dice {_fmt(m.get('dice'))} (nodule patches), "
+            f"{_fmt(m.get('dice_global'))} (all voxels pooled)"
+        )
         return lines
     lines.append(
         f"held-out test: ROC AUC {_fmt(m.get('auc'))}, average precision {_fmt(m.get('ap'))}"

@@ -36,6 +36,11 @@ class TrainConfig:
         "crop cache folder; default <data>/.nodulekit-cache, or <out>/cache when the data "
         "root is not writable",
     )
+    task: str = _opt(
+        "classify",
+        "classify (candidate crops, nodule or not) or segment (a U-Net on 2.5D patches of the "
+        "nodule masks, seg-nodules-*/ or spheres; model unet or unet3d)",
+    )
     model: str = _opt("cnn", "model name (nodulekit.models.available_models())")
     model_options: dict = field(
         default_factory=dict, metadata={"help": "model constructor options as JSON"}
@@ -70,7 +75,11 @@ class TrainConfig:
     )
     crop_shape: tuple[int, ...] = _opt((24, 24, 24), "crop shape in voxels (z y x)")
     cache_workers: int = _opt(2, "processes that build the crop cache")
-    patience: int = _opt(4, "stop after this many epochs without a better val AUC (0: never)")
+    patience: int = _opt(
+        4,
+        "stop after this many epochs without a better monitored score (val AUC, val Dice)"
+        " (0: never)",
+    )
     resume: str | None = _opt(None, "checkpoint to resume from (last.pt of an earlier run)")
     progress: bool | None = _opt(None, "show progress bars (default: when stderr is a TTY)")
     quiet: bool = _opt(False, "print no progress line per epoch")
@@ -98,8 +107,29 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "samples_per_epoch"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
+        self._check_task()
         if self.schedule not in ("onecycle", "cosine"):
             raise ValueError(f"schedule must be 'onecycle' or 'cosine', not {self.schedule!r}")
+
+    def _check_task(self) -> None:
+        """A segment task takes a U-Net (the default classifier switches to ``unet``)."""
+        from nodulekit.models import SEGMENTATION_MODELS
+
+        if self.task not in ("classify", "segment"):
+            raise ValueError(f"task must be 'classify' or 'segment', not {self.task!r}")
+        segmenter = self.model in SEGMENTATION_MODELS
+        if self.task == "segment" and not segmenter:
+            if self.model != "cnn":
+                raise ValueError(
+                    f"task 'segment' trains a U-Net: model must be one of "
+                    f"{list(SEGMENTATION_MODELS)}, not {self.model!r}"
+                )
+            self.model = "unet"  # the default model of a segment task (config.json says so)
+        if self.task == "classify" and segmenter:
+            raise ValueError(
+                f"model {self.model!r} segments: give --task segment, or a classifier "
+                "(cnn, resnet, resnet18) for --task classify"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (tuples become lists)."""
@@ -133,7 +163,10 @@ def build_parser(prog: str = "nodulekit train") -> argparse.ArgumentParser:
     """An argparse parser with one option per `TrainConfig` field."""
     parser = argparse.ArgumentParser(
         prog=prog,
-        description="Train a nodule classifier on candidate crops of a LUNA16-layout data set.",
+        description=(
+            "Train a nodule classifier on candidate crops of a LUNA16-layout data set, or "
+            "(--task segment) a nodule segmentation U-Net on its nodule masks."
+        ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     hints = typing.get_type_hints(TrainConfig)

@@ -37,10 +37,13 @@ METRIC_COLUMNS = [
 
 
 def metrics_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """The history as a table: `METRIC_COLUMNS` first, then the others in row order."""
+    """The history as a table: `METRIC_COLUMNS` first (those the rows hold), then the others
+    in row order."""
     frame = pd.DataFrame(rows)
     extra = [c for c in frame.columns if c not in METRIC_COLUMNS]
-    return frame.reindex(columns=METRIC_COLUMNS + extra)
+    # another task's rows (segmentation: val_dice) leave out the classifier's metrics
+    first = [c for c in METRIC_COLUMNS if c in frame.columns] if rows else METRIC_COLUMNS
+    return frame.reindex(columns=first + extra)
 
 
 class MetricsFile:
@@ -105,15 +108,25 @@ def _duration(seconds: float) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
+def _label(column: str) -> str:
+    """``val_auc`` -> ``val AUC``, ``val_dice`` -> ``val Dice`` (the progress line's words)."""
+    split, _, name = column.partition("_")
+    words = {"auc": "AUC", "ap": "AP", "f1": "F1", "dice": "Dice", "iou": "IoU"}
+    return f"{split} {words.get(name, name)}"
+
+
 class ProgressLine:
     """Prints one line per epoch, epochs counted from 1.
 
     ``epoch 3/10  loss 0.4123  val AUC 0.9512  12.3 s  about 1 min 26 s left``
     """
 
-    def __init__(self, total_epochs: int, stream: IO[str] | None = None) -> None:
+    def __init__(
+        self, total_epochs: int, stream: IO[str] | None = None, *, monitor: str = "val_auc"
+    ) -> None:
         self.total = int(total_epochs)
         self.stream = stream
+        self.monitor = monitor  # the task's column: val_auc, val_dice...
         self.seconds: list[float] = []
 
     def line(self, metrics: dict[str, Any]) -> str:
@@ -124,7 +137,7 @@ class ProgressLine:
         tail = f"about {_duration(left)} left" if done < self.total else "done"
         return (
             f"epoch {done}/{self.total}  loss {metrics['train_loss']:.4f}  "
-            f"val AUC {metrics['val_auc']:.4f}  {metrics['seconds']:.1f} s  {tail}"
+            f"{_label(self.monitor)} {metrics[self.monitor]:.4f}  {metrics['seconds']:.1f} s  {tail}"
         )
 
     def on_epoch_end(self, metrics: dict[str, Any]) -> None:

@@ -81,6 +81,7 @@ class TrainResult:
     test_metrics: dict[str, Any] = field(default_factory=dict)
     model: torch.nn.Module | None = None
     stop_reason: str = "completed"
+    monitor: str = "val_auc"  # the task's monitored column (``best_val_auc`` holds its best)
 
 
 @dataclass
@@ -300,7 +301,7 @@ def _handlers(trainer: Trainer) -> CallbackList:
     if trainer.info.is_main:
         handlers += [MetricsFile(trainer), Checkpointer(trainer)]
         if not trainer.config.quiet:
-            handlers.append(ProgressLine(trainer.config.epochs))
+            handlers.append(ProgressLine(trainer.config.epochs, monitor=trainer.task.monitor))
     handlers.append(EarlyStopping(trainer, trainer.config.patience))
     return CallbackList(handlers)
 
@@ -377,6 +378,7 @@ def _result(trainer: Trainer, test_metrics: dict[str, Any]) -> TrainResult:
         test_metrics=test_metrics,
         model=trainer.net.cpu(),
         stop_reason=state.stop_reason,
+        monitor=trainer.task.monitor,
     )
 
 

@@ -20,6 +20,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from nodulekit.errors import NodulekitError
 from nodulekit.train import distributed as ddp
 from nodulekit.train.augment import Augment
@@ -138,6 +140,8 @@ def train(config: TrainConfig | Mapping[str, Any], *, callbacks: Iterable[Any] =
 
         scans = Luna16(config.data, warn_missing=False).scans
         choose_splits(scans["subset"].astype(int), config.val_subsets, config.test_subsets)
+    if config.task == "segment":
+        return _train_segmentation(config, info, callbacks)
     with claim_run(config, info):
         if info.is_main:
             cache = open_or_build_cache(config, progress=bool(config.progress))
@@ -156,6 +160,35 @@ def train(config: TrainConfig | Mapping[str, Any], *, callbacks: Iterable[Any] =
             test_dataset=datasets["test"],
             callbacks=callbacks,
             data_fingerprint=fingerprint,
+        )
+
+
+def _train_segmentation(config: TrainConfig, info: Any, callbacks: Iterable[Any]) -> TrainResult:
+    """``task="segment"``: 2.5D (or 3D) patches of the nodule masks of ``config.data``, split
+    by subset like the classifier's candidates, trained by the same `fit`."""
+    from nodulekit.data import Luna16
+    from nodulekit.train.segment import Segmentation, segmentation_datasets
+
+    if not config.data:
+        raise ValueError("task 'segment' needs config.data (a LUNA16-layout root)")
+    scans = Luna16(config.data, warn_missing=False).scans
+    config.val_subsets, config.test_subsets = choose_splits(
+        scans["subset"].astype(int), config.val_subsets, config.test_subsets
+    )
+    with claim_run(config, info):
+        datasets = segmentation_datasets(config, scans)
+        splits = {name: np.unique(ds.seriesuids) for name, ds in datasets.items()}
+        uids = np.concatenate(list(splits.values()))
+        rows = {name: np.flatnonzero(np.isin(uids, s)) for name, s in splits.items()}
+        fingerprint = data_fingerprint(f"segment:{config.model}", rows, uids)
+        return fit(
+            config,
+            datasets["train"],
+            datasets["val"],
+            test_dataset=datasets.get("test"),
+            callbacks=callbacks,
+            data_fingerprint=fingerprint,
+            task=Segmentation(),
         )
 
 

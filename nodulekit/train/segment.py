@@ -26,11 +26,13 @@ from nodulekit.errors import GeometryError
 from nodulekit.preprocess.window import normalize_hu
 
 __all__ = [
+    "Segmentation",
     "SegmentationPatches",
     "build_segmentation_patches",
     "dice_bce_loss",
     "nodule_labels",
     "predict_volume",
+    "segmentation_datasets",
     "soft_dice",
     "sphere_masks",
 ]
@@ -112,7 +114,7 @@ def nodule_labels(luna: Luna16, seriesuid: str, scan: Scan | None = None) -> tup
 def _stack(volume: np.ndarray, z: int, slices: int) -> np.ndarray:
     """``slices`` axial slices centred on ``z`` (edges repeated), ``(slices, H, W)``."""
     half = slices // 2
-    idx = np.clip(np.arange(z - half, z + half + 1), 0, volume.shape[0] - 1)
+    idx = np.clip(np.arange(z - half, z - half + slices), 0, volume.shape[0] - 1)
     return volume[idx]
 
 
@@ -133,13 +135,20 @@ def _patch(volume: np.ndarray, z: int, cy: int, cx: int, slices: int, size: int,
 
 @dataclass
 class SegmentationPatches(Dataset):
-    """2.5D training patches in memory: ``images`` (P, S, H, W) float32 in [0, 1], ``targets``
-    (P, 1, H, W) float32 0/1 (the centre slice), ``seriesuids`` (P,)."""
+    """Training patches in memory: ``images`` (P, S, H, W) float32 in [0, 1], ``targets``
+    (P, 1, H, W) float32 0/1 (the centre slice), ``seriesuids`` (P,); for a 3D U-Net
+    ``images`` and ``targets`` are (P, 1, S, H, W) (every slice is a target)."""
 
     images: np.ndarray
     targets: np.ndarray
     seriesuids: np.ndarray
     flip: bool = False
+    seed: int = 0
+    epoch: int = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Flips depend on (seed, epoch, index) only: the same epoch flips alike on resume."""
+        self.epoch = int(epoch)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -152,11 +161,11 @@ class SegmentationPatches(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
         image, target = self.images[index], self.targets[index]
         if self.flip:  # in-plane flips and 90-degree turns: anatomy-agnostic, label-exact
-            rng = np.random.default_rng()
+            rng = np.random.default_rng((self.seed, self.epoch, int(index)))
             k = int(rng.integers(4))
-            image, target = np.rot90(image, k, axes=(1, 2)), np.rot90(target, k, axes=(1, 2))
+            image, target = np.rot90(image, k, axes=(-2, -1)), np.rot90(target, k, axes=(-2, -1))
             if rng.random() < 0.5:
-                image, target = image[:, :, ::-1], target[:, :, ::-1]
+                image, target = image[..., ::-1], target[..., ::-1]
         return (
             torch.from_numpy(np.ascontiguousarray(image)),
             torch.from_numpy(np.ascontiguousarray(target)),
@@ -179,6 +188,7 @@ def build_segmentation_patches(
     jitter_px: int = 8,
     seed: int = 0,
     flip: bool = False,
+    dims: int = 2,
 ) -> SegmentationPatches:
     """Cut 2.5D patches around every nodule slice of ``seriesuids`` and at random in the lungs.
 
@@ -192,6 +202,10 @@ def build_segmentation_patches(
         In-plane patch size in pixels (divisible by the U-Net's ``2 ** (levels - 1)``).
     negatives_per_positive : float
         Random lung patches per nodule patch (they may touch a nodule; most do not).
+    dims : {2, 3}
+        2: ``slices`` as channels, the centre slice as target (2.5D); 3: a block of
+        ``slices`` slices (a multiple of the 3D U-Net's size factor) with all its slices as
+        target.
     """
     luna = Luna16(root, warn_missing=False)
     rng = np.random.default_rng(seed)
@@ -211,14 +225,17 @@ def build_segmentation_patches(
         n_neg = math.ceil(len(centres) * negatives_per_positive) if centres else 8
         lungs = _lung_points(luna, uid, scan)
         picks = lungs[rng.integers(len(lungs), size=n_neg)] if len(lungs) else []
-        for z, cy, cx in centres:
-            dy, dx = rng.integers(-jitter_px, jitter_px + 1, size=2)
-            images.append(_patch(volume, z, cy + dy, cx + dx, slices, size_px, fill))
-            targets.append(_patch(binary[None][:, z], 0, cy + dy, cx + dx, 1, size_px, 0.0))
-            uids.append(uid)
-        for z, cy, cx in picks:
-            images.append(_patch(volume, int(z), int(cy), int(cx), slices, size_px, fill))
-            targets.append(_patch(binary[None][:, int(z)], 0, int(cy), int(cx), 1, size_px, 0.0))
+        points = [(z, cy + dy, cx + dx) for (z, cy, cx), (dy, dx) in zip(
+            centres, rng.integers(-jitter_px, jitter_px + 1, size=(len(centres), 2)), strict=True
+        )] + [tuple(int(v) for v in p) for p in picks]  # fmt: skip
+        for z, cy, cx in points:
+            image = _patch(volume, int(z), int(cy), int(cx), slices, size_px, fill)
+            if dims == 3:
+                images.append(image[None])
+                targets.append(_patch(binary, int(z), int(cy), int(cx), slices, size_px, 0.0)[None])
+            else:
+                images.append(image)
+                targets.append(_patch(binary[None][:, z], 0, int(cy), int(cx), 1, size_px, 0.0))
             uids.append(uid)
     if not images:
         raise ValueError(f"{root}: no patches from {len(seriesuids)} series")
@@ -227,6 +244,7 @@ def build_segmentation_patches(
         np.stack(targets).astype(np.float32),
         np.asarray(uids),
         flip=flip,
+        seed=seed,
     )
 
 
@@ -298,6 +316,49 @@ def predict_volume(
         batch = np.stack([_stack(region, z, model.in_channels) for z in zs])
         prob = torch.sigmoid(model(torch.from_numpy(batch).to(device)).float())
         out[start : start + len(zs), ys, xs] = prob[:, 0, :h, :w].cpu().numpy()
+    return out
+
+
+#: in-plane size of a training patch (pixels) and depth of a 3D U-Net's patch (slices)
+PATCH_PX = 64
+PATCH_DEPTH_3D = 16
+
+
+def segmentation_datasets(config, scans) -> dict[str, SegmentationPatches]:
+    """Train (flipped when ``config.augment``), val and test patches, split by subset.
+
+    ``scans`` is the data root's scan table (``seriesuid``, ``subset``); ``config.val_subsets``
+    and ``config.test_subsets`` must be chosen already (`nodulekit.train.data.choose_splits`).
+    The patch geometry follows the model: ``in_channels`` slices for the 2.5D U-Net,
+    `PATCH_DEPTH_3D` slices for the 3D one.
+    """
+    from nodulekit.errors import NodulekitError
+
+    dims = 3 if config.model == "unet3d" else 2
+    slices = PATCH_DEPTH_3D if dims == 3 else int(config.model_options.get("in_channels", 5))
+    subset = scans["subset"].astype(int).to_numpy()
+    held = set(config.val_subsets) | set(config.test_subsets)
+    members = {
+        "train": ~np.isin(subset, list(held)),
+        "val": np.isin(subset, list(config.val_subsets)),
+        "test": np.isin(subset, list(config.test_subsets)),
+    }
+    out = {}
+    for name, rows in members.items():
+        uids = list(scans["seriesuid"].to_numpy()[rows])
+        if not uids:
+            if name == "test":
+                continue
+            raise NodulekitError(
+                f"the {name} split of {config.data} has no scans: subsets on disk "
+                f"{sorted(set(subset.tolist()))}, validation {list(config.val_subsets)}, test "
+                f"{list(config.test_subsets)}; choose --val-subsets/--test-subsets among them"
+            )
+        out[name] = build_segmentation_patches(
+            config.data, uids, slices=slices, size_px=PATCH_PX, dims=dims,
+            seed=config.seed + {"train": 0, "val": 1, "test": 2}[name],
+            flip=name == "train" and config.augment,
+        )  # fmt: skip
     return out
 
 

@@ -48,6 +48,12 @@ if TYPE_CHECKING:  # pragma: no cover - what editors and type checkers see
         matching_slice,
         render_preview_slice,
     )
+    from nodulekit.viz.segmentation import (
+        candidate_recall_figure,
+        mask_overlay_rgb,
+        reader_contours_figure,
+        segmentation_figure,
+    )
     from nodulekit.viz.slices import (
         PALETTE,
         PLANE_AXIS,
@@ -95,6 +101,11 @@ _LAZY = {
          "overlay_rgb", "sanity_figure"],
         "nodulekit.viz.explain",
     ),
+    **dict.fromkeys(
+        ["candidate_recall_figure", "mask_overlay_rgb", "reader_contours_figure",
+         "segmentation_figure"],
+        "nodulekit.viz.segmentation",
+    ),
     **dict.fromkeys(["figure_png", "training_curves_figure"], "nodulekit.viz.training"),
     **dict.fromkeys(["VolumeModel", "prepare_volume", "render_volume"], "nodulekit.viz.volume"),
 }  # fmt: skip
@@ -105,6 +116,7 @@ __all__ = [
     "PLANE_AXIS",
     "VolumeModel",
     "calibration_figure",
+    "candidate_recall_figure",
     "colorbar_rgb",
     "crop_box_on_slice",
     "crop_planes_figure",
@@ -120,6 +132,7 @@ __all__ = [
     "explain_rgb",
     "figure_png",
     "froc_figure",
+    "mask_overlay_rgb",
     "matching_slice",
     "montage_figure",
     "nodule_circles_on_slice",
@@ -129,12 +142,14 @@ __all__ = [
     "plane_rgb",
     "plane_size",
     "prepare_volume",
+    "reader_contours_figure",
     "render_preview_slice",
     "render_slice",
     "render_volume",
     "roc_pr_figure",
     "sanity_figure",
     "save_evaluation_figures",
+    "segmentation_figure",
     "slice_figure",
     "summary_html",
     "to_png",

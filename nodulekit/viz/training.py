@@ -15,6 +15,8 @@ METRICS = {
     "val_f1": "F1 @ 0.5",
     "val_recall": "recall @ 0.5",
     "val_precision": "precision @ 0.5",
+    "val_dice": "Dice (nodule patches)",  # --task segment
+    "val_dice_global": "Dice (all voxels)",
 }
 
 
@@ -55,14 +57,16 @@ def training_curves_figure(
         for column, label in METRICS.items():
             if column in metrics:
                 metric_ax.plot(epochs, metrics[column].to_numpy(), marker="o", ms=3, label=label)
-        if best_epoch is None and "val_auc" in metrics and metrics["val_auc"].notna().any():
-            best_epoch = int(metrics.loc[metrics["val_auc"].idxmax(), "epoch"])
+        monitor = "val_dice" if "val_dice" in metrics else "val_auc"
+        if best_epoch is None and monitor in metrics and metrics[monitor].notna().any():
+            best_epoch = int(metrics.loc[metrics[monitor].idxmax(), "epoch"])
         if best_epoch is not None:
             for ax in (loss_ax, metric_ax):
                 ax.axvline(best_epoch, color="0.5", ls="--", lw=1)
         loss_ax.legend(fontsize=8)
         metric_ax.legend(fontsize=8, loc="lower right")
-    loss_ax.set(xlabel="epoch", ylabel="BCE loss", title="loss")
+    loss_name = "Dice + BCE loss" if "val_dice" in metrics else "BCE loss"
+    loss_ax.set(xlabel="epoch", ylabel=loss_name, title="loss")
     metric_ax.set(xlabel="epoch", ylabel="score", title="validation", ylim=(0.0, 1.02))
     for ax in (loss_ax, metric_ax):
         ax.grid(alpha=0.3)

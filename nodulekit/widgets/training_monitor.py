@@ -52,8 +52,10 @@ def status_text(
         parts.append(f"{last['samples_per_s']:.0f} samples/s")
     best = last.get("best_epoch")
     if best is not None:
-        auc = next((r.get("val_auc") for r in rows if r.get("epoch") == best), float("nan"))
-        text = f"best val AUC {auc:.3f} (epoch {int(best) + 1})"
+        column = "val_dice" if "val_dice" in last else "val_auc"  # --task segment: Dice
+        score = next((r.get(column) for r in rows if r.get("epoch") == best), float("nan"))
+        label = "val Dice" if column == "val_dice" else "val AUC"
+        text = f"best {label} {score:.3f} (epoch {int(best) + 1})"
         if last.get("best_checkpoint"):
             text += f" → {last['best_checkpoint']}"
         parts.append(text)

@@ -232,3 +232,19 @@ def test_cli_writes_the_luna16_style_table(sample_dir, tmp_path):
     assert table.seriesuid.tolist() == [SAMPLE_UID]
     text = out.read_text()
     assert "LIDC-IDRI-0001" not in text  # the patient ID never reaches the output
+
+
+def test_each_readers_outline_as_a_mask(tmp_path, scan):
+    from nodulekit.data.lidc import LidcSeries
+
+    r1 = _nodule("a", _roi(12, "sop1", _square(2, 2, 8, 8)) + _roi(14, "sop2", _square(2, 2, 8, 8)))
+    r2 = _nodule("b", _roi(12, "sop1", _square(4, 2, 10, 8)))
+    reading = read_lidc_xml(_xml(tmp_path, [r1, r2]))
+    nodules = consensus_nodules(reading, scan, slices=SLICES)
+    series = LidcSeries(scan=scan, reading=reading, nodules=nodules, slices=SLICES)
+    masks = series.reader_masks(nodules[0])
+    assert len(masks) == 2
+    first, second = masks.values()
+    assert first.sum() == 50 and second.sum() == 25  # 5x5 on two slices; 5x5 on one
+    assert second[1, 3:8, 5:10].all() and not second[2].any()
+    assert (first | second).sum() == len(nodules[0].union_zyx)

@@ -19,7 +19,7 @@ SMALL = {
 
 
 def test_registry_names_and_default_is_the_small_cnn():
-    assert available_models() == ["cnn", "resnet", "resnet18"]
+    assert available_models() == ["cnn", "resnet", "resnet18", "unet", "unet3d"]
     assert isinstance(build_model(), NoduleCNN)
     assert isinstance(build_model("resnet"), NoduleResNet)
 

@@ -44,6 +44,15 @@ CI_PARAMETERS: dict[str, dict[str, Any]] = {
         "N_CHECK_CROPS": 6,
         "IG_STEPS": 8,
     },
+    # a tiny U-Net for one epoch: the chapter's plumbing, not its Dice; no real-scan comparison
+    "07_segmentation.ipynb": {
+        "EPOCHS": 1,
+        "BATCH_SIZE": 16,
+        "SAMPLES_PER_EPOCH": 64,
+        "MODEL_OPTIONS": {"channels": [4, 8]},
+        "THREADS": 1,
+        "COMPARE_ON_SAMPLE": False,
+    },
 }
 
 #: text that means something failed, wherever it appears in an output

@@ -87,3 +87,20 @@ def test_monitor_as_a_callback_in_fit(fake_cache_for_widgets, tmp_path):
     )
     assert monitor.history["epoch"].tolist() == [0, 1]
     assert monitor.finished and "done" in _shown(monitor, "HTML").value
+
+
+def test_a_segmentation_run_shows_its_best_dice_and_draws_it():
+    from nodulekit.widgets.training_monitor import TrainingMonitor, status_text
+
+    rows = [
+        {"epoch": 0, "train_loss": 0.9, "val_loss": 0.8, "val_dice": 0.41, "best_epoch": 0},
+        {"epoch": 1, "train_loss": 0.5, "val_loss": 0.4, "val_dice": 0.77, "best_epoch": 1},
+    ]
+    assert "best val Dice 0.770 (epoch 2)" in status_text(rows, epochs=2)
+    monitor = TrainingMonitor(display=False)
+    for row in rows:
+        monitor.on_epoch_end(row)
+    fig = monitor.figure()
+    labels = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+    assert "Dice (nodule patches)" in labels
+    assert fig.axes[0].get_ylabel() == "Dice + BCE loss"

@@ -28,6 +28,6 @@ def test_real_dicom_report_places_the_annotated_nodule(sample_dir, tmp_path, tin
     # LEFT (LPS: +x is the patient's left); nothing in a scan tells the lobe
     assert (row["side"], row["lobe"]) == ("left", "lobe not determined")
     assert row["diameter_source"] == "the predictions table's diameter_mm column"
-    text = result.path.read_text()
+    text = result.path.read_text(encoding="utf-8")
     assert "23.4" in text and len(re.findall("data:image/png;base64", text)) == 6
     assert ("series UID withheld" in text) != (SAMPLE_UID in text)  # named, or withheld

@@ -79,7 +79,7 @@ def test_without_run_files_figures_are_not_available_never_invented(tiny, tmp_pa
     (tmp_path / "run" / "best.pt.sha256").unlink()  # an old checkpoint without its checksum
     result = build_report(tiny.scan, checkpoint=bare, out=tmp_path / "r.html", top=3,
                           explained=1, sanity=False, device="cpu")  # fmt: skip
-    text = result.path.read_text()
+    text = result.path.read_text(encoding="utf-8")
     assert "LUNA16 CPM" not in text and "held-out test" not in text
     assert "validation ROC AUC (best epoch)" in text and "0.812" in text
     assert text.count("not available") >= 1
@@ -97,7 +97,7 @@ def test_values_from_files_are_escaped(tiny, tmp_path):
                                 "probability": [0.2, 0.9]})  # fmt: skip
     result = build_report(tiny.scan, checkpoint=checkpoint, out=tmp_path / "r.html",
                           predictions=predictions, explained=0, device="cpu")  # fmt: skip
-    text = result.path.read_text()
+    text = result.path.read_text(encoding="utf-8")
     assert "<img src=x" not in text and "&lt;img src=x onerror=alert(1)&gt;" in text
     assert result.findings["probability"].tolist() == [0.9, 0.2]  # ranked, from the table
     assert "Findings, most probable first" in text and "No finding to show" in text
@@ -162,7 +162,7 @@ def test_report_command_on_identified_dicom_names_no_one(tmp_path, tiny):
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "wrote" in result.output and out.is_file()
-    text = out.read_text()
+    text = out.read_text(encoding="utf-8")
     assert "series UID withheld" in text and series.uids["SeriesInstanceUID"] not in text
     assert find_in_tree(series.folder, series.needles)  # the search does find them in the input
     assert find_in_tree(out.parent, series.needles) == []
@@ -201,9 +201,9 @@ def test_report_command_takes_a_predictions_file(tiny, tmp_path):
               "--predictions", str(marks), "--explained", "0", "--device", "cpu"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    rows = findings_rows(out.read_text())
+    rows = findings_rows(out.read_text(encoding="utf-8"))
     assert [(r[4], r[5]) for r in rows] == [("3.0", "0.750"), ("8.5", "0.250")]
-    assert "the predictions table&#x27;s diameter_mm column" in out.read_text()
+    assert "the predictions table&#x27;s diameter_mm column" in out.read_text(encoding="utf-8")
     unreadable = CliRunner().invoke(
         app, ["report", str(tmp_path / "none.mhd"), "--checkpoint", str(tiny.checkpoint),
               "--out", str(out)],

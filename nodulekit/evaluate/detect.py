@@ -3,10 +3,13 @@ checkpoint, written as a LUNA16 submission.
 
 1. `candidate_points`: the scan resampled to an isotropic grid (1.25 mm), HU scaled to [0, 1]
    in two windows (full range; lung to -400 HU for ground-glass nodules) inside the lung mask
-   (`nodulekit.preprocess.lung_mask`; air outside, so the chest wall makes no edge), the scale-normalised Laplacian of Gaussian (``-sigma^2 LoG``) at radii of
-   2 to 15 mm (``sigma = r / sqrt(3)``, the 3D blob scale), local maxima at each scale,
-   the (window, scale) groups interleaved strongest first (so that the many small vessel
-   dots do not crowd out larger blobs), marks closer than ``merge_mm`` (or half the stronger
+   (`nodulekit.preprocess.lung_mask`; air outside, so the chest wall makes no edge), local
+   maxima of the scale-normalised Laplacian of Gaussian (``-sigma^2 LoG``) at radii of 2 to
+   15 mm (``sigma = r / sqrt(3)``, the 3D blob scale) at each scale; each peak scored by its
+   Hessian `blobness` at its own scale (all three curvatures negative and alike: a vessel,
+   with one curvature near zero, falls far behind a nodule of the same size and contrast);
+   the (window, scale) groups interleaved best first (so that the many small dots of one
+   scale do not crowd out larger blobs), marks closer than ``merge_mm`` (or a quarter of the better
    blob's radius) merged;
 2. `score_points`: a crop around each with the checkpoint's geometry, scored in batches
    (CUDA with mixed precision when present);
@@ -26,6 +29,9 @@ import pandas as pd
 GRID_MM = 1.25
 RADII_MM = (2.0, 3.0, 4.5, 7.0, 10.0, 15.0)
 WINDOWS_HU = ((-1000.0, 400.0), (-1000.0, -400.0))
+# a mark suppresses weaker ones within max(merge_mm, this x its radius): a quarter, not a half,
+# so a 15 mm blob (hilum, vessel junction) does not swallow a 4 mm nodule 6 mm away
+MERGE_RADIUS_FRACTION = 0.25
 
 
 def _isotropic(scan: Any, grid_mm: float) -> tuple[Any, np.ndarray]:
@@ -60,7 +66,11 @@ def blob_peaks(
 
 
 def _merge(
-    points_mm: np.ndarray, radii_mm: np.ndarray, merge_mm: float, limit: int | None = None
+    points_mm: np.ndarray,
+    radii_mm: np.ndarray,
+    merge_mm: float,
+    limit: int | None = None,
+    radius_fraction: float = MERGE_RADIUS_FRACTION,
 ) -> np.ndarray:
     """Greedy non-maximum suppression (points sorted strongest first): kept rows, the first
     ``limit`` of them."""
@@ -75,7 +85,7 @@ def _merge(
         if limit is not None and len(keep) >= limit:
             break
         keep.append(i)
-        for j in tree.query_ball_point(points_mm[i], max(merge_mm, 0.5 * radii_mm[i])):
+        for j in tree.query_ball_point(points_mm[i], max(merge_mm, radius_fraction * radii_mm[i])):
             if j > i:
                 suppressed[j] = True
     return np.asarray(keep, dtype=np.int64)
@@ -208,7 +218,7 @@ def candidate_points(
     the full range keeps a solid nodule apart from the vessel beside it; the narrow one
     saturates solid tissue so that a faint ground-glass nodule (about -600 HU) is as strong a
     blob as a solid one. They are ranked by `rank_blobs` (``ranking``, ``interleave``) and
-    marks closer than ``merge_mm`` (or half the better blob's radius) merged.
+    marks closer than ``merge_mm`` (or a quarter of the better blob's radius) merged.
     """
     iso, mask = _isotropic(scan, grid_mm)
     index_zyx, radius, score = rank_blobs(

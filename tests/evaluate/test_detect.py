@@ -137,3 +137,16 @@ def test_detect_dataset_merges_and_resumes(tiny_root, checkpoint, tmp_path, monk
     calls.clear()
     detect_dataset(tiny_root, checkpoint, out, device="cpu")
     assert len(calls) == 1 and len(pd.read_csv(out)) == 2
+
+
+@pytest.mark.slow
+def test_the_real_scans_23_mm_nodule_is_a_top_5_candidate(sample_dir):
+    from nodulekit.data import Luna16
+
+    luna = Luna16(sample_dir / "luna16-mini")
+    uid = luna.scans["seriesuid"].iloc[0]
+    nodule = luna.annotations_for(uid).iloc[0]
+    points = candidate_points(luna.load(uid), max_candidates=200)
+    xyz = points[["coordX", "coordY", "coordZ"]].to_numpy()
+    distance = np.linalg.norm(xyz - nodule[["coordX", "coordY", "coordZ"]].to_numpy(float), axis=1)
+    assert np.flatnonzero(distance < nodule["diameter_mm"] / 2)[0] < 5

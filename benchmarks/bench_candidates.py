@@ -11,6 +11,13 @@ the current one (Hessian blobness; a quarter of the radius). A nodule (>= 3 mm) 
 ``K`` marks lies closer to its centre than its radius (the LUNA16 hit rule). Prints recall at
 25, 50, 100, 200 and 400 candidates per scan, the misses at 200, and the CPU seconds per scan of
 candidate generation (resampling and lung mask, plus each ranking and merge).
+
+Measured 2026-11-30 (``--data`` = 8 full-size synthetic scans, seed 16, every scan with
+nodules, 25 nodules >= 3 mm, median 7.1 mm, 44 % < 6 mm; 2 shared CPU cores):
+
+    ranking       25     50    100    200    400   cpu s/scan
+    log        0.760  0.800  0.800  0.800  0.920     38.5
+    hessian    0.960  0.960  0.960  1.000  1.000     40.7
 """
 
 from __future__ import annotations

@@ -478,7 +478,9 @@ class LidcNodule:
         return out
 
 
-def _group(rasters: list[_Raster], spacing_zyx: np.ndarray, tolerance_mm: float) -> list[list[int]]:
+def _group(
+    rasters: list[_Raster], spacing_zyx_mm: np.ndarray, tolerance_mm: float
+) -> list[list[int]]:
     """Single-linkage grouping: overlapping marks, or marks within ``tolerance_mm``."""
     n = len(rasters)
     parent = list(range(n))
@@ -497,8 +499,8 @@ def _group(rasters: list[_Raster], spacing_zyx: np.ndarray, tolerance_mm: float)
             if sets[i] & sets[j]:
                 parent[find(i)] = find(j)
                 continue
-            a = rasters[i].voxels_zyx * spacing_zyx
-            b = rasters[j].voxels_zyx * spacing_zyx
+            a = rasters[i].voxels_zyx * spacing_zyx_mm
+            b = rasters[j].voxels_zyx * spacing_zyx_mm
             if len(a) * len(b) > 4_000_000:  # large outlines: compare their centres first
                 gap = np.linalg.norm(rasters[i].centre_xyz_mm - rasters[j].centre_xyz_mm)
                 if gap > 60:
@@ -555,21 +557,21 @@ def consensus_nodules(
         sop_to_z = slice_lookup(series_dir, scan)
     marks = [m for m in reading.marks if include_non_nodules or m.kind != "non-nodule"]
     rasters = [_rasterise(m, scan, sop_to_z, reading.path) for m in marks]
-    spacing_zyx = np.asarray(scan.spacing[::-1], dtype=float)
-    tol = float(spacing_zyx.max()) if tolerance_mm is None else float(tolerance_mm)
+    spacing_zyx_mm = np.asarray(scan.spacing[::-1], dtype=float)
+    tol = float(spacing_zyx_mm.max()) if tolerance_mm is None else float(tolerance_mm)
     nodules = []
-    for group in _group(rasters, spacing_zyx, tol):
-        nodules.append(_nodule(reading, scan, [rasters[i] for i in group], level, spacing_zyx))
+    for group in _group(rasters, spacing_zyx_mm, tol):
+        nodules.append(_nodule(reading, scan, [rasters[i] for i in group], level, spacing_zyx_mm))
     nodules.sort(key=lambda n: (-n.n_readers, -n.diameter_mm))
     return nodules
 
 
 def _nodule(
-    reading: LidcReading, scan: Scan, group: list[_Raster], level: float, spacing_zyx: np.ndarray
+    reading: LidcReading, scan: Scan, group: list[_Raster], level: float, spacing_zyx_mm: np.ndarray
 ) -> LidcNodule:
     readers = {r.mark.reader for r in group}
     outlined = [r for r in group if r.mark.is_outlined]
-    voxel_mm3 = float(np.prod(spacing_zyx))
+    voxel_mm3 = float(np.prod(spacing_zyx_mm))
     kinds = {r.mark.kind for r in group}
     kind = "nodule" if outlined else ("small nodule" if "small nodule" in kinds else "non-nodule")
     if outlined:

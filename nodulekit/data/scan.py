@@ -104,11 +104,6 @@ class VoxelGrid:
         return self.spacing[::-1]
 
     @property
-    def spacing_zyx(self) -> tuple[float, float, float]:
-        """Old spelling of `spacing_zyx_mm`, kept while callers move to it."""
-        return self.spacing[::-1]
-
-    @property
     def direction_matrix(self) -> np.ndarray:
         """The 3 x 3 direction matrix; column ``i`` is the world direction of array axis x, y, z."""
         return np.asarray(self.direction, dtype=float).reshape(3, 3)

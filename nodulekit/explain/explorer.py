@@ -385,14 +385,14 @@ def sphere_mask(grid: Any, nodules: pd.DataFrame) -> np.ndarray:
     """
     shape = np.asarray(grid.shape, dtype=int)
     mask = np.zeros(tuple(shape), dtype=np.uint8)
-    spacing_zyx = np.asarray(grid.spacing, dtype=float)[::-1]
+    spacing_zyx_mm = np.asarray(grid.spacing, dtype=float)[::-1]
     for _, row in nodules.iterrows():
         centre_xyz = np.array([row["coordX"], row["coordY"], row["coordZ"]], dtype=float)
         radius_mm = float(row["diameter_mm"]) / 2
         if not np.isfinite(radius_mm) or radius_mm <= 0:
             continue
         centre_zyx = grid.world_to_voxel(centre_xyz)
-        reach = radius_mm / spacing_zyx  # a sphere spans +- radius along every axis
+        reach = radius_mm / spacing_zyx_mm  # a sphere spans +- radius along every axis
         low = np.maximum(np.floor(centre_zyx - reach).astype(int), 0)
         high = np.minimum(np.ceil(centre_zyx + reach).astype(int) + 1, shape)
         if np.any(high <= low):

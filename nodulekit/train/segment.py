@@ -56,18 +56,18 @@ def sphere_masks(scan: Scan, annotations) -> np.ndarray:
     """
     labels = np.zeros(scan.shape, dtype=np.uint8)
     zz, yy, xx = np.indices(scan.shape, sparse=True)
-    spacing_zyx = np.asarray(scan.spacing[::-1])
+    spacing_zyx_mm = np.asarray(scan.spacing[::-1])
     soft = (scan.array >= SOFT_TISSUE_HU[0]) & (scan.array <= SOFT_TISSUE_HU[1])
     for k, row in enumerate(annotations.itertuples(), start=1):
         centre = scan.world_to_voxel([row.coordX, row.coordY, row.coordZ])
         radius = row.diameter_mm / 2
-        lo = np.maximum(np.floor(centre - radius / spacing_zyx) - 1, 0).astype(int)
-        hi = np.minimum(np.ceil(centre + radius / spacing_zyx) + 2, scan.shape).astype(int)
+        lo = np.maximum(np.floor(centre - radius / spacing_zyx_mm) - 1, 0).astype(int)
+        hi = np.minimum(np.ceil(centre + radius / spacing_zyx_mm) + 2, scan.shape).astype(int)
         box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
         d2 = (
-            ((zz[box[0]] - centre[0]) * spacing_zyx[0]) ** 2
-            + ((yy[:, box[1]] - centre[1]) * spacing_zyx[1]) ** 2
-            + ((xx[:, :, box[2]] - centre[2]) * spacing_zyx[2]) ** 2
+            ((zz[box[0]] - centre[0]) * spacing_zyx_mm[0]) ** 2
+            + ((yy[:, box[1]] - centre[1]) * spacing_zyx_mm[1]) ** 2
+            + ((xx[:, :, box[2]] - centre[2]) * spacing_zyx_mm[2]) ** 2
         )
         inside = (d2 <= radius**2) & soft[box]
         labels[box][inside] = k

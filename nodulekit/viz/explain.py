@@ -234,9 +234,9 @@ def _inputs(
     if isinstance(ct, Crop):
         array, shown = crop_to_lps(ct, amap)
         source, _ = _lps_plan(ct.direction)
-        spacing_zyx = [float(v) for v in ct.spacing[::-1]]
+        spacing_zyx_mm = [float(v) for v in ct.spacing[::-1]]
         centre = None if center_zyx_vox is None else lps_index(center_zyx_vox, ct)
-        return array, shown, tuple(spacing_zyx[a] for a in source), centre  # type: ignore[return-value]
+        return array, shown, tuple(spacing_zyx_mm[a] for a in source), centre  # type: ignore[return-value]
     array = np.asarray(ct)
     if array.ndim != 3:
         raise ValueError(f"the CT must be a (z, y, x) crop, not an array of shape {array.shape}")

@@ -128,12 +128,18 @@ def test_annotations_are_nodules_in_the_lungs(synth, scans):
 
 def test_nodule_density_by_kind(tmp_path):
     root = make_synthetic_luna16(
-        tmp_path / "s", n_scans=3, seed=5, size="tiny", nodules_per_scan=(4, 4), progress=False
+        tmp_path / "s",
+        n_scans=3,
+        seed=5,
+        size="tiny",
+        nodules_per_scan=(5, 5),
+        nodule_free_fraction=0,
+        progress=False,
     )
     loaded = {}
     checked = {"solid": 0, "ground_glass": 0}
     for f in _rows(root / "synthetic_findings.csv"):
-        if f["kind"] not in checked or float(f["diameter_mm"]) < 6.0:
+        if f["kind"] not in checked or float(f["diameter_mm"]) < 5.0:
             continue
         uid = f["seriesuid"]
         if uid not in loaded:
@@ -175,11 +181,22 @@ def test_candidates_are_mostly_hard_negatives(synth, scans):
             r["seriesuid"] == n["seriesuid"] and np.linalg.norm(xyz(r) - xyz(n)) < 15
             for r in positives
         )
+    for uid in {r["seriesuid"] for r in negatives}:  # one candidate per spot (2 mm apart)
+        pts = np.array([xyz(r) for r in negatives if r["seriesuid"] == uid])
+        gaps = np.linalg.norm(pts[:, None] - pts[None], axis=2) + np.eye(len(pts)) * 99
+        assert gaps.min() >= 2.0
     vessels = [r for r in negatives if r["kind"].startswith("vessel")]
-    assert len(vessels) > 0.35 * len(negatives)
+    assert len(vessels) > 0.5 * len(negatives)  # as on real scans, vessels lead
     on_vessel = [_hu(scans[r["seriesuid"]][0], xyz(r)) > -500 for r in vessels]
     assert np.mean(on_vessel) > 0.9
-    assert {r["kind"] for r in negatives} >= {"vessel", "vessel_fork", "pleura", "rib", "lung"}
+    assert {r["kind"] for r in negatives} >= {
+        "vessel",
+        "vessel_fork",
+        "vessel_crossing",
+        "pleura",
+        "rib",
+        "lung",
+    }
 
 
 def test_same_seed_same_bytes_other_seed_other_bytes(synth, tmp_path):
@@ -244,3 +261,114 @@ def test_written_scan_reads_back_voxel_for_voxel(synth):
     np.testing.assert_array_equal(back.array, drawn["hu"])
     assert back.spacing == drawn["grid"].spacing_xyz_mm
     assert back.origin == pytest.approx(drawn["grid"].origin_xyz_mm)
+
+
+# -- as hard as LUNA16: nodule sizes, nodule-free scans, vessel negatives -------------------
+
+
+def test_diameters_follow_the_shipped_luna16_summary():
+    from scipy import stats
+
+    from nodulekit.data.synthetic.diameters import diameter_cdf, sample_diameters
+
+    d = sample_diameters(np.random.default_rng(0), 4000)
+    assert stats.kstest(d, diameter_cdf).statistic < 0.03
+    assert np.median(d) == pytest.approx(6.43, abs=0.25)
+    bands = np.histogram(d, bins=[0, 6, 10, 20, 99])[0] / len(d)
+    np.testing.assert_allclose(bands, [0.42, 0.34, 0.20, 0.04], atol=0.03)
+    capped = sample_diameters(np.random.default_rng(1), 2000, max_mm=12.0)
+    assert capped.max() <= 12.0 and capped.min() >= 3.25
+    assert np.mean(capped < 6) == pytest.approx(0.42 / diameter_cdf(12.0), abs=0.04)
+    with pytest.raises(ValueError, match="below LUNA16's smallest nodule"):
+        sample_diameters(np.random.default_rng(0), 1, max_mm=2.0)
+
+
+def _synthetic_nodule_diameters(n_scans: int) -> np.ndarray:
+    from nodulekit.data.synthetic.anatomy import sample_anatomy
+    from nodulekit.data.synthetic.geometry import sample_grid
+    from nodulekit.data.synthetic.nodules import NODULE_KINDS, sample_findings
+
+    out = []
+    for i in range(n_scans):
+        rng = np.random.default_rng([7, i])
+        grid = sample_grid(rng, "small")
+        found = sample_findings(rng, grid, sample_anatomy(rng, grid).hu, 4)
+        out += [f.diameter_mm for f in found if f.kind in NODULE_KINDS]
+    return np.array(out)
+
+
+def test_drawn_nodules_match_the_summary_ks_at_most_025():
+    from scipy import stats
+
+    from nodulekit.data.synthetic.diameters import diameter_cdf
+
+    d = _synthetic_nodule_diameters(40)
+    assert len(d) >= 100
+    assert stats.kstest(d, diameter_cdf).statistic <= 0.25
+    assert np.median(d) < 8.0 and np.mean(d < 6) > 0.3
+
+
+@pytest.mark.slow
+def test_written_nodules_match_luna16_annotations_ks_at_most_025(tmp_path, sample_dir):
+    """Two-sample KS distance between a written set's annotations.csv and LUNA16's."""
+    import pandas as pd
+    from scipy import stats
+
+    real = next(sample_dir.rglob("annotations.csv"), None)
+    if real is None:
+        pytest.skip(f"no annotations.csv under {sample_dir}")
+    root = make_synthetic_luna16(
+        tmp_path / "s",
+        n_scans=12,
+        size="small",
+        nodules_per_scan=(9, 9),
+        nodule_free_fraction=0,
+        workers=2,
+        progress=False,
+    )
+    synthetic = pd.read_csv(root / "annotations.csv")["diameter_mm"]
+    assert len(synthetic) >= 100
+    distance = stats.ks_2samp(synthetic, pd.read_csv(real)["diameter_mm"]).statistic
+    assert distance <= 0.25, f"KS distance {distance:.3f} over {len(synthetic)} nodules"
+
+
+def test_a_third_of_the_scans_have_no_nodule(tmp_path):
+    from nodulekit.data.synthetic.generator import _nodule_free
+
+    free = [i for i in range(30) if _nodule_free(i, 10, 1 / 3)]
+    assert free == list(range(10, 20))  # 10 of 30: one in each subset of three scans
+    assert sum(_nodule_free(i, 10, 1 / 3) for i in range(90)) == 30
+    assert not any(_nodule_free(i, 10, 1 / 3) for i in range(10))  # each subset keeps nodules
+    assert not any(_nodule_free(i, 10, 0.0) for i in range(30))
+    root = make_synthetic_luna16(
+        tmp_path / "s", n_scans=3, n_subsets=1, size="tiny", progress=False
+    )
+    uids = (root / "seriesuids.csv").read_text().split()
+    with_nodules = {r["seriesuid"] for r in _rows(root / "annotations.csv")}
+    (empty,) = [u for u in uids if u not in with_nodules]
+    assert empty == synthetic_uid(0, 1)
+    assert not read_scan(root / "seg-nodules-synthetic" / f"{empty}.mhd").array.any()
+    cands = [r for r in _rows(root / "candidates_V2.csv") if r["seriesuid"] == empty]
+    assert len(cands) > 60 and all(r["class"] == "0" for r in cands)
+    meta = json.loads((root / "synthetic.json").read_text())
+    assert meta["counts"]["scans_without_nodules"] == 1
+    assert meta["parameters"]["nodule_free_fraction"] == pytest.approx(1 / 3, abs=1e-6)
+    with pytest.raises(ValueError, match="nodule_free_fraction must be a number in"):
+        make_synthetic_luna16(tmp_path / "bad", nodule_free_fraction=1.0, size="tiny")
+
+
+def test_vessel_crossings_are_found_between_unrelated_vessels_only():
+    from nodulekit.data.synthetic.vessels import VesselTree, vessel_crossings
+
+    p0 = np.array([[0, 0, 0], [-2, -10, 3], [10, 0, 0], [0, 40, 0]], float)
+    p1 = np.array([[10, 0, 0], [-2, 10, 3], [20, 5, 0], [0, 60, 0]], float)
+    r = np.full(4, 2.0)
+    # 0 and 2 are parent and child (they touch, but branch from each other); 1 passes 3 mm
+    # above 0's start with radii 2 + 2 (a crossing near (-1, 0, 1.5)); 3 is far from all
+    tree = VesselTree(p0, p1, r, r, np.array([True, False, False, False]))
+    found = vessel_crossings(tree)
+    assert found.shape == (1, 3)
+    np.testing.assert_allclose(found[0], [-1.5, 0.0, 1.5], atol=1.0)
+    tree.p0[1] += [0, 0, 5.0]  # now 8 mm apart: no longer touching
+    tree.p1[1] += [0, 0, 5.0]
+    assert vessel_crossings(tree).shape == (0, 3)

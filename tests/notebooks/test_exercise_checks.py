@@ -47,42 +47,122 @@ def scan():
                 direction=direction)  # fmt: skip
 
 
+def _run(check, *args, capsys) -> tuple[str, str]:
+    check(*args)
+    out = capsys.readouterr().out
+    return verdict_of(out), out
+
+
+def verdict_of(out: str) -> str:
+    return "right" if out.startswith("✔") else "hint" if out.startswith("✘") else "unanswered"
+
+
 def test_data_checks(setup, luna, capsys):
     cases = [
         (setup.check_large_nodules, 2, "right"),
+        (setup.check_large_nodules, 2.0, "right"),
+        (setup.check_large_nodules, np.int64(2), "right"),
         (setup.check_large_nodules, 1, "hint"),
+        (setup.check_large_nodules, 2.7, "hint"),  # not cut to 2
+        (setup.check_large_nodules, True, "hint"),
+        (setup.check_large_nodules, "2", "hint"),
         (setup.check_positive_fraction, 0.25, "right"),
-        (setup.check_positive_fraction, 25, "hint"),
+        (setup.check_positive_fraction, 0.2504, "right"),
+        (setup.check_positive_fraction, 25, "hint"),  # a percentage
+        (setup.check_positive_fraction, 2 / 6, "hint"),  # positives / negatives
         (setup.check_positive_fraction, ..., "unanswered"),
     ]
     for check, answer, expected in cases:
-        check(luna, answer)
-        assert verdict(capsys) == expected, (check.__name__, answer)
+        assert _run(check, luna, answer, capsys=capsys)[0] == expected, (check.__name__, answer)
 
 
-def test_voxel_index_check(setup, scan, capsys):
-    # world (8.9, 21.0, 34.0): x index (10 - 8.9) / 0.5 = 2.2 (x flipped), y 2.0, z 2.0
-    point = (8.9, 21.0, 34.0)
-    for answer, expected in [((2, 2, 2), "right"), ((2, 2, 2.2), "right"),
-                             ((2, 2, 3), "hint"), ((1, 2, 2), "hint"), (None, "unanswered")]:  # fmt: skip
-        setup.check_voxel_index(scan, point, answer)
-        assert verdict(capsys) == expected, answer
-    setup.check_voxel_index(scan, (11.1, 21.0, 34.0), (2, 2, 2))  # the direction's sign ignored
-    assert verdict(capsys) == "hint"
+def test_positive_fraction_tolerance_is_relative(setup, capsys):
+    # the real candidates_V2: 1557 of 754975 (0.2 %); a fixed 0.005 would accept 0
+    rare = SimpleNamespace(candidates=pd.DataFrame({"class": [1] * 2 + [0] * 998}))
+    for answer, expected in [(0.002, "right"), (0.00201, "right"), (0.0, "hint"),
+                             (0.004, "hint"), (0.001, "hint")]:  # fmt: skip
+        assert _run(setup.check_positive_fraction, rare, answer, capsys=capsys)[0] == expected
+
+
+def test_voxel_index_check_needs_rounding_and_direction(setup, scan, capsys):
+    # world (8.65, 21, 34): x index (10 - 8.65) / 0.5 = 2.7 (x flipped), y 2, z 2 -> (2, 2, 3)
+    point = (8.65, 21.0, 34.0)
+    cases = [
+        ((2, 2, 3), "right"),
+        (np.array([2.0, 2.0, 3.0]), "right"),
+        ([2, 2, 2.7], "hint"),  # not whole voxels
+        ((2, 2, 2), "hint"),  # decimals cut off
+        ((2, 2, -3), "hint"),  # direction ignored
+        ((3, 2, 2), "hint"),  # (x, y, z) order
+        ((2, 2), "hint"),
+        ("2, 2, 3", "hint"),
+        (None, "unanswered"),
+    ]
+    for answer, expected in cases:
+        got, out = _run(setup.check_voxel_index, scan, point, answer, capsys=capsys)
+        assert got == expected, answer
+        if got == "hint":
+            assert "(2, 2, 3)" not in out and "2, 3" not in out
+    _, out = _run(setup.check_voxel_index, scan, point, (2, 2, 2), capsys=capsys)
+    assert "round to the nearest voxel" in out
+    _, out = _run(setup.check_voxel_index, scan, point, (2, 2, -3), capsys=capsys)
+    assert "direction" in out
+
+
+def test_voxel_index_exercise_flips_axes_and_needs_rounding(setup):
+    from nodulekit.data import Scan
+
+    rng = np.random.default_rng(0)
+    plain = Scan(rng.integers(-1000, 100, (6, 7, 8)).astype(np.int16), origin=(10, 20, 30),
+                 spacing=(0.5, 0.5, 2))  # fmt: skip
+    for point in [(11.1, 21.1, 32.2), (11.4, 22.3, 37.9), (12.2, 21.9, 33.1)]:
+        flipped = setup.voxel_index_exercise(plain, point)
+        assert flipped.orientation != "LPS"
+        assert np.sum(np.diag(flipped.direction_matrix) < 0) == 2  # two axes flipped
+        voxel = flipped.world_to_voxel(point)
+        assert np.any(np.rint(voxel) != np.floor(voxel)), point  # truncating is wrong
+        naive = np.rint(((np.asarray(point) - flipped.origin) / flipped.spacing)[::-1])
+        assert not np.array_equal(naive, np.rint(voxel))  # ignoring the direction is wrong
+        # same patient: the voxel at the rounded index is the one the plain scan has there
+        index = tuple(int(i) for i in np.rint(voxel))
+        assert flipped.array[index] == plain.array[tuple(plain.world_to_index(point))]
 
 
 def test_slice_step_check(setup, scan, capsys):
-    setup.check_slice_step_mm(scan, 2.0)
-    assert verdict(capsys) == "right"
-    setup.check_slice_step_mm(scan, 0.5)
-    assert verdict(capsys) == "hint"
+    for answer, expected in [(2.0, "right"), (2, "right"), (0.5, "hint"), (2.01, "hint"),
+                             ("2", "hint"), (..., "unanswered")]:  # fmt: skip
+        assert _run(setup.check_slice_step_mm, scan, answer, capsys=capsys)[0] == expected
 
 
-def test_window_check(setup, capsys):
-    for level, width, expected in [(-550, 700, "right"), (-600, 1500, "hint"),
-                                   (40, 400, "hint"), (-500, 300, "hint")]:  # fmt: skip
-        setup.check_ground_glass_window(level, width)
-        assert verdict(capsys) == expected, (level, width)
+def test_window_check_accepts_what_the_question_asks(setup, capsys):
+    cases = [
+        (-550, 700, "right"),  # -900..-200
+        (-500, 1000, "right"),  # -1000..0: keeps solid tissue grey too
+        (-525, 1400, "right"),  # -1225..175: a little narrower than the lung window
+        (-600, 1500, "hint"),  # the lung window itself: no more contrast
+        (-600, 1600, "hint"),
+        (-525, 500, "hint"),  # -775..-275 holds ground glass, but the lung is pure black
+        (-500, 300, "hint"),  # -650..-350 cuts ground glass off
+        (40, 400, "hint"),  # the mediastinum window
+        (-550, 0, "hint"),
+        (-550, -700, "hint"),
+        ("-550", 700, "hint"),
+        (..., 700, "unanswered"),
+    ]
+    for level, width, expected in cases:
+        got, out = _run(setup.check_ground_glass_window, level, width, capsys=capsys)
+        assert got == expected, (level, width)
+    _, out = _run(setup.check_ground_glass_window, -525, 500, capsys=capsys)
+    assert "pure black" in out
+
+
+def test_negatives_per_positive_check(setup, capsys):
+    index = pd.DataFrame({"class": [1] * 2 + [0] * 18})
+    for answer, expected in [(9, "right"), (9.1, "right"), (9.5, "hint"), (0.1, "hint"),
+                             (18, "hint"), (20, "hint")]:  # fmt: skip
+        assert _run(setup.check_negatives_per_positive, index, answer, capsys=capsys)[0] == (
+            expected
+        ), answer
 
 
 def test_imbalance_and_accuracy_checks(setup, capsys):
@@ -101,6 +181,11 @@ def test_imbalance_and_accuracy_checks(setup, capsys):
     assert verdict(capsys) == "hint"
 
 
-def test_a_hint_never_prints_the_answer(setup, luna, capsys):
+def test_a_hint_never_prints_the_answer(setup, luna, scan, capsys):
     setup.check_large_nodules(luna, 7)
     assert "2" not in capsys.readouterr().out
+    for wrong in (0.5, 0.1, 30.0):
+        setup.check_positive_fraction(luna, wrong)
+        assert "0.25" not in capsys.readouterr().out
+        setup.check_slice_step_mm(scan, wrong)
+        assert "2.0" not in capsys.readouterr().out

@@ -1,8 +1,9 @@
 """Candidate points, as a LUNA16 candidate detector would give them.
 
 Every nodule gets one or two class-1 rows near its centre; class-0 rows are mostly hard
-negatives: vessel cross-sections and forks, the pleura, ribs, soft tissue at the hilum, the
-excluded findings, plus some plain lung points.
+negatives: vessel cross-sections, forks and crossings of nodule size, the pleura, ribs, soft
+tissue at the hilum, the excluded findings, plus some plain lung points. Class-0 points
+closer than ``MERGE_MM`` to one already taken are dropped (one candidate per spot).
 """
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ from nodulekit.data.synthetic.nodules import NODULE_KINDS, Finding
 from nodulekit.data.synthetic.vessels import VesselTree, vessel_points
 
 # share of the class-0 rows (excluded findings come on top)
-NEGATIVE_MIX = {"vessel": 0.5, "pleura": 0.17, "rib": 0.08, "hilum": 0.05, "lung": 0.2}
+# (LUNA16's candidates_V2 come from detectors tuned to solid blobs: about half of a CAD's
+# false positives on real scans are vessels, most of the rest pleura and chest wall)
+NEGATIVE_MIX = {"vessel": 0.6, "pleura": 0.14, "rib": 0.06, "hilum": 0.05, "lung": 0.15}
 
+MERGE_MM = 2.0  # class-0 candidates closer than this are one candidate
 Row = tuple[float, float, float, int, str]  # x, y, z (mm), class, kind
 
 
@@ -30,8 +34,10 @@ def sample_candidates(
     findings: list[Finding],
     boundary: np.ndarray,
     negatives_per_nodule: int,
+    negatives_without_nodules: int,
 ) -> list[Row]:
-    """Candidate rows for one scan, shuffled."""
+    """Candidate rows for one scan, shuffled: ``negatives_per_nodule`` class-0 rows per
+    nodule, or ``negatives_without_nodules`` in a scan without one."""
     nodules = [f for f in findings if f.kind in NODULE_KINDS]
     rows: list[Row] = []
     for f in nodules:
@@ -42,17 +48,18 @@ def sample_candidates(
     for f in findings:
         if f.kind not in NODULE_KINDS:
             rows.append((*(f.center_xyz_mm + _in_ball(rng, 0.5)), 0, f.kind))
-    n_neg = negatives_per_nodule * max(len(nodules), 1)
+    n_neg = negatives_per_nodule * len(nodules) if nodules else negatives_without_nodules
     counts = rng.multinomial(n_neg, list(NEGATIVE_MIX.values()))
     wanted = dict(zip(NEGATIVE_MIX, counts, strict=True))
     points: list[tuple[np.ndarray, str]] = []
-    points += vessel_points(rng, tree, 3 * wanted["vessel"])
+    points += vessel_points(rng, tree, 6 * wanted["vessel"])  # spares: spots merge
     points += [(p, "pleura") for p in _from_indices(rng, grid, boundary, 3 * wanted["pleura"])]
     lung_idx = np.flatnonzero(np.isin(labels, (RIGHT_LUNG, LEFT_LUNG)))
     points += [(p, "lung") for p in _from_indices(rng, grid, lung_idx, 3 * wanted["lung"])]
     points += [(p, "rib") for p in _rib_points(rng, anatomy, 3 * wanted["rib"])]
     points += [(p, "hilum") for p in _hilum_points(rng, anatomy, 3 * wanted["hilum"])]
     taken = dict.fromkeys(NEGATIVE_MIX, 0)
+    kept: list[np.ndarray] = []
     for p, kind in points:
         group = "vessel" if kind.startswith("vessel") else kind
         if taken[group] >= wanted[group]:
@@ -61,6 +68,9 @@ def sample_candidates(
             p = _snap_to_peak(grid, vol, p)
         if p is None or grid.nearest(p) is None or _near_nodule(p, nodules):
             continue
+        if kept and np.min(np.linalg.norm(np.asarray(kept) - p, axis=1)) < MERGE_MM:
+            continue  # one candidate per spot, as LUNA16 merged its detectors' candidates
+        kept.append(p)
         taken[group] += 1
         rows.append((*p, 0, kind))
     order = rng.permutation(len(rows))

@@ -29,7 +29,7 @@ import numpy as np
 
 from nodulekit.errors import OutputExistsError
 
-GENERATOR_VERSION = "1.0"
+GENERATOR_VERSION = "2.0"  # 2.0: LUNA16 diameters, nodule-free scans, vessel negatives
 UID_PREFIX = "1.2.826.0.1.3680043.8.498."  # never clashes with LIDC-IDRI's 1.3.6.1.4.1.14519...
 SIZE_NAMES = ("tiny", "small", "full")
 OUTPUT_FOLDERS = ("seg-lungs-LUNA16", "seg-nodules-synthetic")
@@ -60,6 +60,7 @@ def make_synthetic_luna16(
     n_subsets: int | None = None,
     negatives_per_nodule: int = 30,
     nodules_per_scan: tuple[int, int] = (2, 5),
+    nodule_free_fraction: float = 1 / 3,
     workers: int = 1,
     progress: bool = True,
     overwrite: bool = False,
@@ -67,10 +68,13 @@ def make_synthetic_luna16(
     """Write a synthetic chest-CT data set in the exact LUNA16 layout.
 
     Each scan has a body with fat and muscle, spine, sternum and ribs, two lungs with
-    texture, trachea and bronchi, branching vessel trees, and 2-5 nodules (solid,
-    ground-glass, part-solid, some against the pleura), plus small and non-nodule findings
-    for ``annotations_excluded.csv``. Candidates are mostly hard negatives (vessels, pleura,
-    ribs, hilum); each nodule has one or two class-1 rows.
+    texture, trachea and bronchi, branching vessel trees, and (in two scans of three, as in
+    LUNA16) 2-5 nodules (solid, ground-glass, part-solid, some against the pleura) whose
+    diameters follow LUNA16's ``annotations.csv`` (median 6.4 mm, 42 % under 6 mm), plus
+    small and non-nodule findings for ``annotations_excluded.csv``. Candidates are mostly
+    hard negatives, more than half of them on vessels (cross-sections, forks and crossings
+    of nodule size), the rest on the pleura, ribs, hilum and plain lung; each nodule has
+    one or two class-1 rows.
 
     Parameters
     ----------
@@ -92,7 +96,11 @@ def make_synthetic_luna16(
         Class-0 candidate rows per nodule (positives get 1-2 rows each, so about 1 positive
         row per 20 negatives).
     nodules_per_scan : (int, int), default (2, 5)
-        Inclusive range of nodules (>= 3 mm) per scan.
+        Inclusive range of nodules (>= 3 mm) per scan that has nodules.
+    nodule_free_fraction : float, default 1/3
+        Share of scans without any nodule (LUNA16: 287 of 888), spread evenly within each
+        subset; the first scan of a subset always has nodules, so a set with one scan per
+        subset has none, and 30 scans in 10 subsets have one nodule-free scan per subset.
     workers : int, default 1
         Processes to draw scans in; the output does not depend on it.
     progress : bool, default True
@@ -129,6 +137,11 @@ def make_synthetic_luna16(
         raise ValueError(
             f"nodules_per_scan must be (low, high) with 1 <= low <= high, not {nodules_per_scan}"
         )
+    if isinstance(nodule_free_fraction, bool) or not 0.0 <= float(nodule_free_fraction) < 1.0:
+        raise ValueError(
+            f"nodule_free_fraction must be a number in [0, 1), not {nodule_free_fraction!r}"
+        )
+    free = float(nodule_free_fraction)
     out = _prepare(Path(out_dir).expanduser(), overwrite)
 
     jobs = [
@@ -141,6 +154,7 @@ def make_synthetic_luna16(
             str(out),
             negatives_per_nodule,
             (lo, hi),
+            _nodule_free(i, n_subsets, free),
         )
         for i in range(n_scans)
     ]
@@ -152,9 +166,22 @@ def make_synthetic_luna16(
         "n_subsets": n_subsets,
         "negatives_per_nodule": negatives_per_nodule,
         "nodules_per_scan": [lo, hi],
+        "nodule_free_fraction": round(free, 6),
     }
     _write_tables(out, results, params)
     return out
+
+
+def _nodule_free(index: int, n_subsets: int, fraction: float) -> bool:
+    """Whether scan ``index`` is drawn without nodules.
+
+    Spread evenly within each subset: the ``k``-th scan of a subset (``k = index //
+    n_subsets``) is nodule-free when ``round((k + 1) * f) > round(k * f)``, and the first
+    scan of a subset never is, so every subset (every validation or test split) keeps
+    nodules. With ``f = 1/3``: the 2nd, 5th, 8th ... scan of each subset.
+    """
+    k = index // n_subsets
+    return k >= 1 and bool(np.floor((k + 1) * fraction + 0.5) > np.floor(k * fraction + 0.5))
 
 
 def _check_int(name: str, value: Any, minimum: int) -> None:
@@ -252,6 +279,9 @@ def _write_tables(out: Path, results: list[dict], params: dict) -> None:
     positives = sum(1 for row in cand if row[4] == "1")
     counts = {
         "scans": len(results),
+        "scans_without_nodules": sum(
+            1 for r in results if not any(f["table"] == "annotations" for f in r["findings"])
+        ),
         "nodules": len(ann),
         "excluded": len(exc),
         "candidates": len(cand),

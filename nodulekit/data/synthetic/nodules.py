@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from nodulekit.data.synthetic.anatomy import AIRWAY, LEFT_LUNG, RIGHT_LUNG
+from nodulekit.data.synthetic.diameters import sample_diameters
 from nodulekit.data.synthetic.geometry import Grid, blob_occupancy, random_rotation, unit
 
 NODULE_KINDS = ("solid", "ground_glass", "part_solid")
@@ -43,10 +44,6 @@ class Finding:
         return "annotations" if self.kind in NODULE_KINDS else "annotations_excluded"
 
 
-def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
-    return float(np.exp(rng.uniform(np.log(lo), np.log(max(hi, lo)))))
-
-
 def sample_findings(
     rng: np.random.Generator, grid: Grid, hu: dict[str, float], n_nodules: int
 ) -> list[Finding]:
@@ -54,20 +51,15 @@ def sample_findings(
     ext = grid.extent_xyz_mm
     d_max = float(min(30.0, 0.14 * ext[0], 0.3 * ext[2]))
     out: list[Finding] = []
-    for _ in range(n_nodules):
-        kind = str(rng.choice(NODULE_KINDS, p=(0.6, 0.2, 0.2)))
-        if kind == "part_solid" and d_max < 9.0:
-            kind = "ground_glass"
+    for diameter in sample_diameters(rng, n_nodules, max_mm=d_max):
+        kind = _nodule_kind(rng, float(diameter))
         if kind == "solid":
-            diameter = _log_uniform(rng, 3.2, d_max)
             density = float(rng.uniform(-10, 70))
         elif kind == "ground_glass":
-            diameter = _log_uniform(rng, min(6.0, d_max), d_max)
             density = float(rng.uniform(-620, -420))
         else:
-            diameter = _log_uniform(rng, 9.0, d_max)
             density = float(rng.uniform(-620, -450))
-        finding = _blob(rng, kind, diameter, density, irregular=0.12)
+        finding = _blob(rng, kind, float(diameter), density, irregular=0.12)
         if kind == "part_solid":
             core_r = finding.radii_mm * float(rng.uniform(0.35, 0.55))
             offset = rng.normal(0, 1, 3) * 0.12 * float(np.mean(finding.radii_mm))
@@ -76,7 +68,7 @@ def sample_findings(
                 "radii_mm": core_r,
                 "hu": float(rng.uniform(0, 60)),
             }
-        finding.juxtapleural = kind == "solid" and diameter >= 5.0 and rng.random() < 0.3
+        finding.juxtapleural = kind == "solid" and diameter >= 4.0 and rng.random() < 0.3
         out.append(finding)
     for _ in range(int(rng.integers(0, 3))):
         out.append(
@@ -99,6 +91,16 @@ def sample_findings(
         f.diameter_mm = -1.0
         out.append(f)
     return out
+
+
+def _nodule_kind(rng: np.random.Generator, diameter_mm: float) -> str:
+    """Solid, ground-glass or part-solid: under 5 mm solid only (a fainter ground-glass
+    nodule that small is rarely annotated), part-solid from 9 mm (a solid core needs room)."""
+    if diameter_mm < 5.0:
+        return "solid"
+    if diameter_mm < 9.0:
+        return str(rng.choice(NODULE_KINDS[:2], p=(0.75, 0.25)))
+    return str(rng.choice(NODULE_KINDS, p=(0.6, 0.2, 0.2)))
 
 
 def _blob(

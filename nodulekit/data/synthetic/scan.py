@@ -21,9 +21,17 @@ FOV_PADDING_HU = -2048  # outside the reconstruction circle, as in many LUNA16 s
 
 
 def draw_scan(
-    seed: int, index: int, size: str, negatives_per_nodule: int, nodules_per_scan: tuple[int, int]
+    seed: int,
+    index: int,
+    size: str,
+    negatives_per_nodule: int,
+    nodules_per_scan: tuple[int, int],
+    nodule_free: bool = False,
 ) -> dict:
-    """Draw scan ``index`` of the set ``seed``: HU, lung labels, nodule labels, tables."""
+    """Draw scan ``index`` of the set ``seed``: HU, lung labels, nodule labels, tables.
+
+    A ``nodule_free`` scan has no nodule (it keeps its excluded findings and as many
+    candidates as a scan with the mean number of nodules)."""
     from scipy import ndimage
 
     rng = np.random.default_rng([seed, index, 16])
@@ -34,6 +42,9 @@ def draw_scan(
     vessel_occ = render_vessels(grid, tree)
     boundary = lung_boundary(labels)
     n_nodules = int(rng.integers(nodules_per_scan[0], nodules_per_scan[1] + 1))
+    n_negatives = negatives_per_nodule * round(sum(nodules_per_scan) / 2)
+    if nodule_free:
+        n_nodules = 0
     findings = sample_findings(rng, grid, anatomy.hu, n_nodules)
     findings = place_findings(rng, grid, findings, labels, vessel_occ, boundary)
     nodule_labels = np.zeros(grid.shape_zyx, np.uint8)
@@ -57,7 +68,7 @@ def draw_scan(
     hu[:, outside] = FOV_PADDING_HU
 
     candidates = sample_candidates(
-        rng, grid, anatomy, hu, labels, tree, findings, boundary, negatives_per_nodule
+        rng, grid, anatomy, hu, labels, tree, findings, boundary, negatives_per_nodule, n_negatives
     )
     return {
         "grid": grid,
@@ -79,12 +90,13 @@ def make_scan(
     out_dir: str,
     negatives_per_nodule: int,
     nodules_per_scan: tuple[int, int],
+    nodule_free: bool = False,
 ) -> dict:
     """Draw and write one scan; return its table rows and geometry (plain, picklable)."""
     from nodulekit.data.io import write_scan
     from nodulekit.data.scan import Scan
 
-    drawn = draw_scan(seed, index, size, negatives_per_nodule, nodules_per_scan)
+    drawn = draw_scan(seed, index, size, negatives_per_nodule, nodules_per_scan, nodule_free)
     grid: Grid = drawn["grid"]
     out = Path(out_dir)
     scan = Scan(drawn["hu"], grid.origin_xyz_mm, grid.spacing_xyz_mm, seriesuid=uid)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nodulekit.data.synthetic.anatomy import LEFT_LUNG, RIGHT_LUNG, Anatomy
+from nodulekit.data.synthetic.diameters import sample_diameters
 from nodulekit.data.synthetic.geometry import Grid, capsule_occupancy, unit
 
 MAX_SEGMENTS = 6000
@@ -145,21 +146,80 @@ def render_vessels(grid: Grid, tree: VesselTree) -> np.ndarray:
     return occ
 
 
+def vessel_crossings(tree: VesselTree, *, min_radius_mm: float = 1.4) -> np.ndarray:
+    """Points (K, 3) mm where two vessels that do not branch from each other touch or cross.
+
+    On CT such a crossing is a bright, roughly round knot of nodule size: with forks, the
+    vessel false positives a CAD system meets most often. Vessels at least ``min_radius_mm``
+    thick are sampled every millimetre along their centre lines; where two samples of
+    unrelated segments are closer than the sum of their radii (+ 0.5 mm), the midpoint of
+    the closest such pair of each segment pair is a crossing.
+    """
+    from scipy.spatial import cKDTree
+
+    wide = np.nonzero(tree.r1 >= min_radius_mm)[0]
+    if wide.size < 2:
+        return np.zeros((0, 3))
+    lengths = np.linalg.norm(tree.p1[wide] - tree.p0[wide], axis=1)
+    counts = np.maximum(lengths.astype(int) + 1, 2)
+    seg = np.repeat(wide, counts)
+    frac = np.concatenate([np.linspace(0.05, 0.95, k) for k in counts])
+    pts = tree.p0[seg] + frac[:, None] * (tree.p1[seg] - tree.p0[seg])
+    rad = tree.r0[seg] + (tree.r1[seg] - tree.r0[seg]) * frac
+    pairs = cKDTree(pts).query_pairs(2.0 * float(rad.max()) + 0.5, output_type="ndarray")
+    if not len(pairs):
+        return np.zeros((0, 3))
+    a, b = pairs[:, 0], pairs[:, 1]
+    dist = np.linalg.norm(pts[a] - pts[b], axis=1)
+    sa, sb = seg[a], seg[b]
+    ends = [tree.p0, tree.p1]
+    gap = np.min(
+        [np.linalg.norm(ea[sa] - eb[sb], axis=1) for ea in ends for eb in ends], axis=0
+    )  # 0 for a parent and its child or two siblings
+    touch = (sa != sb) & (gap > 1e-6) & (dist < rad[a] + rad[b] + 0.5)
+    if not touch.any():
+        return np.zeros((0, 3))
+    a, b, dist = a[touch], b[touch], dist[touch]
+    key = np.minimum(seg[a], seg[b]) * len(tree) + np.maximum(seg[a], seg[b])
+    order = np.lexsort((dist, key))
+    first = order[np.r_[True, key[order][1:] != key[order][:-1]]]
+    return (pts[a[first]] + pts[b[first]]) / 2.0
+
+
 def vessel_points(
-    rng: np.random.Generator, tree: VesselTree, n: int, *, min_radius_mm: float = 1.4
+    rng: np.random.Generator,
+    tree: VesselTree,
+    n: int,
+    *,
+    min_radius_mm: float = 1.4,
+    shares: tuple[float, float] = (0.3, 0.2),
 ) -> list[tuple[np.ndarray, str]]:
-    """``n`` points on vessel centre lines (radius >= ``min_radius_mm``): cross-sections and forks."""
+    """``n`` vessel points of nodule size: forks, crossings and plain cross-sections.
+
+    ``shares`` are the fractions of forks and of crossings (the rest are cross-sections).
+    The vessel calibre at each point is matched to a diameter drawn from LUNA16's nodule
+    sizes (best of a dozen random tries), so negatives are as big as the positives.
+    """
     wide = np.nonzero(tree.r1 >= min_radius_mm)[0]
     if not wide.size or n <= 0:
         return []
-    forks = wide[tree.forks[wide]]
+    forks = list(wide[tree.forks[wide]])
+    crossings = list(vessel_crossings(tree, min_radius_mm=min_radius_mm))
+    wanted_r = sample_diameters(rng, n) / 2.0
     out = []
-    for _ in range(n):
-        if forks.size and rng.random() < 0.35:
-            i = int(rng.choice(forks))
-            out.append((tree.p1[i].copy(), "vessel_fork"))
+    for target in wanted_r:  # each fork and crossing is used once
+        u = rng.random()
+        if forks and u < shares[0]:
+            pool = rng.choice(len(forks), size=min(12, len(forks)), replace=False)
+            k = int(pool[np.argmin(np.abs(tree.r1[np.take(forks, pool)] - target))])
+            out.append((tree.p1[forks.pop(k)].copy(), "vessel_fork"))
+        elif crossings and u < shares[0] + shares[1]:
+            out.append((crossings.pop(int(rng.integers(len(crossings)))), "vessel_crossing"))
         else:
-            i = int(rng.choice(wide))
-            t = float(rng.uniform(0.1, 0.9))
-            out.append((tree.p0[i] + t * (tree.p1[i] - tree.p0[i]), "vessel"))
+            pool = rng.choice(wide, size=min(12, wide.size))
+            t = rng.uniform(0.1, 0.9, len(pool))
+            r_at = tree.r0[pool] + (tree.r1[pool] - tree.r0[pool]) * t
+            k = int(np.argmin(np.abs(r_at - target)))
+            i = int(pool[k])
+            out.append((tree.p0[i] + t[k] * (tree.p1[i] - tree.p0[i]), "vessel"))
     return out

@@ -409,6 +409,130 @@ def detect(
         )
 
 
+@app.command("lidc-annotations")
+def lidc_annotations(
+    series_dir: Annotated[
+        Path, typer.Argument(help="An LIDC-IDRI DICOM series folder with its reader XML.")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="CSV file to write.")],
+    level: Annotated[
+        float, typer.Option(help="Agreement level of the consensus masks (0.5: half the readers).")
+    ] = 0.5,
+    min_readers: Annotated[
+        int, typer.Option(help="Keep nodules marked by at least this many readers (LUNA16: 3).")
+    ] = 1,
+) -> None:
+    """Write the readers' consensus nodules of an LIDC-IDRI series as a LUNA16-style table
+    (seriesuid, coordX, coordY, coordZ, diameter_mm, n_readers, volume and mean ratings)."""
+    from nodulekit._files import write_text_atomic
+    from nodulekit.data.lidc import lidc_annotations as build
+    from nodulekit.errors import NodulekitError
+
+    try:
+        table = build(series_dir, level=level, min_readers=min_readers)
+    except (NodulekitError, OSError) as e:
+        raise _fail(e) from e
+    write_text_atomic(out, table.to_csv(index=False), permissions=None)
+    typer.echo(f"wrote {out}: {len(table)} nodule(s) marked by >= {min_readers} reader(s)")
+    for row in table.itertuples():
+        typer.echo(
+            f"  ({row.coordX:.1f}, {row.coordY:.1f}, {row.coordZ:.1f}) mm, "
+            f"{row.diameter_mm:.1f} mm, {row.n_readers} readers"
+        )
+
+
+# ---- for the clinician (nodulekit.report) ---------------------------------------------
+
+
+@app.command()
+def report(
+    scan: Annotated[Path, typer.Argument(help="A .mhd or .nii(.gz) file, or a DICOM folder.")],
+    checkpoint: Annotated[Path, typer.Option(help="The classifier's checkpoint (best.pt).")],
+    out: Annotated[Path, typer.Option(help="The .html file to write.")],
+    predictions: Annotated[
+        Optional[Path],  # noqa: UP045 - typer needs Optional on 3.10
+        typer.Option(help="Marks already made (nodulekit detect's CSV); default: detect."),
+    ] = None,
+    segmentation: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="A U-Net checkpoint: diameters from its segmentation."),
+    ] = None,
+    lobes: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="A lobe label map on the scan (1-5: LUL, LLL, RUL, RML, RLL)."),
+    ] = None,
+    evaluation: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            help="The --out folder of nodulekit evaluate (default: evaluation/ "
+            "beside the checkpoint)."
+        ),
+    ] = None,
+    top: Annotated[int, typer.Option(help="Findings listed.")] = 10,
+    explained: Annotated[int, typer.Option(help="Findings shown with their heat maps.")] = 5,
+    method: Annotated[
+        str, typer.Option(help="Heat-map method (gradcam, occlusion, ...).")
+    ] = "gradcam",
+    sanity: Annotated[
+        bool, typer.Option(help="Sanity-check the heat maps (cascading randomisation).")
+    ] = True,
+    device: Annotated[str, typer.Option(help="auto (CUDA, MPS, CPU), cpu, cuda...")] = "auto",
+) -> None:
+    """Write one self-contained HTML report of a scan (opens offline): findings ranked with
+    position, side, size and probability; key slices with and without the heat map and its
+    trust status; the model's validation figures; intended use and limits. No patient data."""
+    from nodulekit.errors import NodulekitError
+    from nodulekit.report import build_report
+
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise typer.BadParameter(f"{out}: the report is an HTML file; end the name with .html")
+    try:
+        result = build_report(
+            scan, checkpoint=checkpoint, out=out, predictions=predictions,
+            segmentation=segmentation, lobes=lobes, evaluation=evaluation, top=top,
+            explained=explained, method=method, sanity=sanity, device=device,
+        )  # fmt: skip
+    except (NodulekitError, ValueError) as e:
+        raise _fail(e) from e
+    typer.echo(f"wrote {result.path}: {len(result.findings)} finding(s); {result.method} heat "
+               f"maps: {result.trust_status}")  # fmt: skip
+
+
+@app.command("app")
+def app_command(
+    root: Annotated[
+        Path,
+        typer.Argument(help="A LUNA16 root (with --checkpoint) or a `nodulekit demo` folder."),
+    ] = Path("nodulekit-demo"),
+    checkpoint: Annotated[
+        Optional[Path],  # noqa: UP045 - typer needs Optional on 3.10
+        typer.Option(help="The classifier's checkpoint (default: ROOT/run/best.pt)."),
+    ] = None,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on (127.0.0.1: this machine only).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8866,
+    reports: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="Folder for the reports made (default: ./nodulekit-reports)."),
+    ] = None,
+) -> None:
+    """Serve the explanation explorer as a web page with no code on screen (Voila): pick a
+    scan, see its findings ranked, scroll the slices with the heat map, read the trust
+    status, download the report. Open the address it prints; Ctrl-C stops it."""
+    from nodulekit.errors import NodulekitError
+    from nodulekit.report.app import resolve_inputs, serve
+
+    try:
+        inputs = resolve_inputs(root, checkpoint)
+        typer.echo(f"serving {inputs.data} scored by {inputs.checkpoint.name} on "
+                   f"http://{host}:{port}/ (Ctrl-C stops)")  # fmt: skip
+        code = serve(root, checkpoint=checkpoint, host=host, port=port, reports=reports)
+    except NodulekitError as e:
+        raise _fail(e) from e
+    raise typer.Exit(code=code)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -53,6 +53,8 @@ def test_demo_writes_everything_under_its_folder_and_reuses_data(tmp_path, monke
     assert list(summary["seconds"]) == [
         "synthesise", "cache", "train", "evaluate", "explain", "report", "summary"
     ]  # fmt: skip
+    assert list(summary["cpu_seconds"]) == list(summary["seconds"])
+    assert summary["cpu_seconds"]["train"] > 0.0
     assert 0.0 <= summary["test_metrics"]["auc"] <= 1.0
     # the report: one HTML file under out/report, for a held-out (test subset) scan
     reports = list((out / "report").glob("*.html"))

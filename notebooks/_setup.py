@@ -156,7 +156,7 @@ def check_slice_step_mm(scan, answer_mm) -> None:
     """How many millimetres does one step of the axial (z) slider move?"""
     if _unanswered(answer_mm) or (value := _number(answer_mm)) is None:
         return
-    _say(_close(value, scan.spacing_zyx[0], 1e-3), "one axial step is one voxel along z; "
+    _say(_close(value, scan.spacing_zyx_mm[0], 1e-3), "one axial step is one voxel along z; "
          "which entry of `scan.spacing` (x, y, z) is that?")  # fmt: skip
 
 

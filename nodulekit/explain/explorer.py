@@ -274,8 +274,8 @@ def region_layers(
     if region_mm is None:
         region = scan
     else:
-        spacing_zyx = np.asarray(scan.spacing[::-1], dtype=float)
-        shape = tuple(int(max(1, round(region_mm / s))) for s in spacing_zyx)
+        spacing_zyx_mm = np.asarray(scan.spacing_zyx_mm, dtype=float)
+        shape = tuple(int(max(1, round(region_mm / s))) for s in spacing_zyx_mm)
         cut = crop(scan, center_xyz_mm, float(region_mm), shape)
         region = Scan(
             cut.array.astype(np.int16), cut.origin, cut.spacing, cut.direction, scan.seriesuid

@@ -219,6 +219,7 @@ class ReportApp(widgets.VBox):
         data = base64.b64encode(result.path.read_bytes()).decode("ascii")
         self.download.value = (
             f'<a class="nk-download" download="{html.escape(result.path.name)}" '
-            f'href="data:text/html;base64,{data}">Download the report</a>'
+            f'href="data:text/html;base64,{data}">Download the report</a> '
+            f"<small>(also saved as {html.escape(str(result.path))})</small>"
         )
         return result.path

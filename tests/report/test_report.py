@@ -191,9 +191,9 @@ def test_importing_the_report_layer_stays_cheap():
 
 def test_report_command_takes_a_predictions_file(tiny, tmp_path):
     marks = tmp_path / "marks.csv"
-    nodule = tiny.annotations.iloc[0]
-    pd.DataFrame({"seriesuid": [tiny.uid, tiny.uid], "coordX": [nodule.coordX, nodule.coordX + 20],
-                  "coordY": [nodule.coordY] * 2, "coordZ": [nodule.coordZ] * 2,
+    x, y, z = tiny.scan.voxel_to_world(np.array(tiny.scan.shape) / 2).ravel()
+    pd.DataFrame({"seriesuid": [tiny.uid, tiny.uid], "coordX": [x, x + 20],
+                  "coordY": [y] * 2, "coordZ": [z] * 2,
                   "probability": [0.25, 0.75], "diameter_mm": [8.5, 3.0]}).to_csv(marks, index=False)  # fmt: skip
     out = tmp_path / "r.html"
     result = CliRunner().invoke(

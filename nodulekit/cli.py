@@ -267,9 +267,13 @@ def demo(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Print only the summary, no line per epoch.")
     ] = False,
+    resamples: Annotated[
+        int, typer.Option(help="Series-bootstrap resamples behind the 95% intervals.")
+    ] = 200,
 ) -> None:
     """Run the whole kit once: synthesise LUNA16-format data, cache crops, train the default
-    3D CNN, test it on held-out series, and print where the figures and checkpoint are."""
+    3D CNN, evaluate it on held-out series (FROC/CPM with intervals), explain its top findings,
+    write an HTML report of one scan, and print the figures and where everything is."""
     import sys
 
     from nodulekit.demo import run_demo
@@ -284,6 +288,7 @@ def demo(
             epochs=epochs,
             device=device,
             threads=threads,
+            n_resamples=resamples,
             progress=sys.stderr.isatty() and not quiet,
             quiet=quiet,
             echo=typer.echo,

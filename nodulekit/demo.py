@@ -1,15 +1,21 @@
-"""The end-to-end demo: synthesise → crop cache → train → held-out test → summary.
+"""The end-to-end demo: synthesise → crop cache → train → evaluate → explain → report.
 
 Everything is written under one folder (``nodulekit-demo/`` by default)::
 
     nodulekit-demo/
       data/                  the synthetic LUNA16-format set (+ .nodulekit-cache/, the crops)
       run/                   metrics.csv, config.json, best.pt, last.pt, test_metrics.json
-      figures/               training_curves.png
+      evaluation/            predictions.csv, metric tables with series-bootstrap intervals,
+                             FROC/CPM on the held-out scans, metrics.json
+      figures/               training_curves.png, froc.png, roc_pr.png, calibration.png,
+                             errors.png, explanations.png (the top findings' heat maps)
+      report/                one HTML report: the held-out scan with the most findings
       summary.json           the figures below, the stage timings, where everything is
 
 Each stage reuses what an earlier run left when it is still valid (the synthetic set when its
-parameters match, the crop cache when its fingerprint matches), so a second run only trains.
+parameters match, the crop cache when its fingerprint matches), so a second run only trains
+and evaluates. The demo only calls the library: `nodulekit.train`, `nodulekit.evaluate`,
+`nodulekit.explain`, `nodulekit.report` and `nodulekit.viz`.
 """
 
 from __future__ import annotations
@@ -55,15 +61,28 @@ class DemoResult:
     best_val_auc: float
     best_epoch: int | None
     seconds: dict[str, float] = field(default_factory=dict)
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
     threshold_source: str = ""
+    evaluation_dir: Path | None = None
+    evaluation_summary: str = ""
+    cpm: float = float("nan")
+    cpm_ci: tuple[float, float] = (float("nan"), float("nan"))
+    n_resamples: int = 0
+    explained: int = 0
+    explain_method: str = ""
+    trust_status: str = ""
+    trust_passed: bool | None = None
+    report: Path | None = None
 
     def summary(self) -> str:
-        """A short, readable summary of the run: test figures at the validation's threshold."""
+        """A short, readable summary of the run: test figures at the validation's threshold,
+        the FROC/CPM of the held-out scans, the heat maps' trust status and the report."""
         from nodulekit.train.__main__ import operating_point, size_band_recalls
 
         m = {**self.test_metrics, "threshold_source": self.threshold_source}
         nan = float("nan")
         bands = size_band_recalls(m)
+        evaluation = self.evaluation_dir
         lines = [
             "nodulekit demo: done",
             f"  held-out test series: ROC AUC {m.get('auc', nan):.3f}, "
@@ -73,15 +92,52 @@ class DemoResult:
               if bands else []),
             f"  validation: best ROC AUC {self.best_val_auc:.3f} at epoch "
             f"{'n/a' if self.best_epoch is None else self.best_epoch + 1} (counting from 1)",
+            *([f"  held-out FROC: {self.evaluation_summary}",
+               f"  intervals:  95% from {self.n_resamples} series-bootstrap resamples"]
+              if evaluation else []),
+            *([f"  explained:  top {self.explained} held-out findings with {self.explain_method}; "
+               f"trust: {self.trust_status}"] if self.explained else []),
+            f"  report:     {self.report if self.report else 'not written'}",
             f"  checkpoint: {self.checkpoint}",
             f"  metrics:    {self.run_dir / 'metrics.csv'}, {self.run_dir / 'test_metrics.json'}",
+            *([f"  evaluation: {evaluation}"] if evaluation else []),
             *(f"  figure:     {f}" for f in self.figures),
             "  seconds:    " + ", ".join(f"{k} {v:.1f}" for k, v in self.seconds.items()),
+            *([f"  CPU seconds: {sum(self.cpu_seconds.values()):.0f} in all (this process and "
+               "its workers; on a busy machine the wall-clock seconds above run longer)"]
+              if self.cpu_seconds else []),
         ]  # fmt: skip
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self), default=str))
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds of this process and of its finished workers (user + system)."""
+    try:
+        import resource
+    except ImportError:  # Windows: this process only
+        return time.process_time()
+    own, workers = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return own.ru_utime + own.ru_stime + workers.ru_utime + workers.ru_stime
+
+
+class StageClock:
+    """Wall-clock and CPU seconds per stage: `start` one, `lap` it with its name."""
+
+    def __init__(self) -> None:
+        self.wall: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+        self._start = (time.perf_counter(), _cpu_seconds())
+
+    def start(self) -> None:
+        self._start = (time.perf_counter(), _cpu_seconds())
+
+    def lap(self, name: str) -> None:
+        wall, cpu = self._start
+        self.wall[name] = round(time.perf_counter() - wall, 2)
+        self.cpu[name] = round(_cpu_seconds() - cpu, 2)
 
 
 def _synthetic_is_current(data_dir: Path, n_scans: int, seed: int, size: str) -> bool:
@@ -95,6 +151,109 @@ def _synthetic_is_current(data_dir: Path, n_scans: int, seed: int, size: str) ->
     return (params.get("n_scans"), params.get("seed"), params.get("size")) == (n_scans, seed, size)
 
 
+def evaluate_stage(
+    checkpoint: Path,
+    data_dir: Path,
+    out_dir: Path,
+    *,
+    threshold: float,
+    n_resamples: int,
+    seed: int,
+    device: str,
+    cache_workers: int,
+) -> tuple[Any, list[Path]]:
+    """`nodulekit.evaluate.evaluate_checkpoint` on the checkpoint's held-out subsets, written
+    to ``out_dir/evaluation``, and its figures in ``out_dir/figures``."""
+    from nodulekit.evaluate import evaluate_checkpoint
+    from nodulekit.viz.evaluate import save_evaluation_figures
+
+    evaluation = evaluate_checkpoint(
+        checkpoint,
+        data_dir,
+        out=out_dir / "evaluation",
+        threshold=threshold,
+        n_resamples=n_resamples,
+        seed=seed,
+        device=device,
+        cache_workers=cache_workers,
+    )
+    return evaluation, save_evaluation_figures(evaluation, out_dir / "figures")
+
+
+def top_findings(predictions: Any, n: int) -> Any:
+    """The ``n`` most probable marks of a predictions table (all scans together)."""
+    return predictions.nlargest(max(0, int(n)), "probability").reset_index(drop=True)
+
+
+def explain_stage(
+    checkpoint: Path,
+    data_dir: Path,
+    findings: Any,
+    figure_path: Path,
+    *,
+    method: str = "gradcam",
+    device: str = "auto",
+) -> Any:
+    """Heat maps of ``findings`` (`nodulekit.explain.attribute`), their cascading-randomisation
+    check (`nodulekit.explain.sanity_check`) and a montage figure; returns the `SanityReport`."""
+    import numpy as np
+
+    from nodulekit._files import atomic_write
+    from nodulekit.data import Luna16
+    from nodulekit.evaluate.scoring import crop_geometry, load_model
+    from nodulekit.explain import attribute, sanity_check
+    from nodulekit.preprocess import crop, normalize_hu
+    from nodulekit.viz.explain import montage_figure
+
+    model, config = load_model(checkpoint, device=device)
+    size_mm, shape = crop_geometry(config, checkpoint=checkpoint)
+    luna = Luna16(data_dir, warn_missing=False)
+    scans = {uid: luna.load(uid) for uid in findings["seriesuid"].unique()}
+    crops = [
+        crop(scans[r.seriesuid], (r.coordX, r.coordY, r.coordZ), size_mm, shape)
+        for r in findings.itertuples(index=False)
+    ]
+    x = np.stack([normalize_hu(c.array) for c in crops])[:, None].astype(np.float32)
+    maps = attribute(model, x, method, crops=crops, crop_shape=shape, crop_size_mm=size_mm,
+                     device=device)  # fmt: skip
+    report = sanity_check(model, x, method)
+    labels = [f"#{k + 1} p = {p:.2f}" for k, p in enumerate(findings["probability"])]
+    figure = montage_figure(crops, {method: maps}, trust={method: report}, labels=labels)
+    with atomic_write(figure_path, "wb", permissions=None) as handle:
+        figure.savefig(handle, format="png", dpi=110, bbox_inches="tight")
+    return report
+
+
+def report_stage(
+    checkpoint: Path,
+    data_dir: Path,
+    predictions: Any,
+    out_dir: Path,
+    *,
+    threshold: float,
+    device: str = "auto",
+) -> Any:
+    """`nodulekit.report.build_report` for the held-out scan with the most marks at or above
+    ``threshold`` (the most probable mark breaks ties), using the evaluation's marks."""
+    from nodulekit.data import Luna16
+    from nodulekit.report import build_report
+
+    ranked = predictions.assign(finding=predictions["probability"] >= threshold)
+    per_scan = ranked.groupby("seriesuid").agg(
+        findings=("finding", "sum"), best=("probability", "max")
+    )
+    uid = per_scan.sort_values(["findings", "best"], ascending=False).index[0]
+    luna = Luna16(data_dir, warn_missing=False)
+    return build_report(
+        luna.scan_path(uid),
+        checkpoint=checkpoint,
+        out=out_dir / "report" / f"scan-{uid}.html",
+        predictions=predictions[predictions["seriesuid"] == uid],
+        evaluation=out_dir / "evaluation",
+        device=device,
+    )
+
+
 def run_demo(
     out_dir: str | Path = "nodulekit-demo",
     *,
@@ -103,9 +262,12 @@ def run_demo(
     seed: int = 0,
     epochs: int | None = None,
     threads: int = 0,
+    workers: int = 2,
     size: str = "small",
     device: str = "auto",
     train_options: dict[str, Any] | None = None,
+    n_resamples: int = 200,
+    explain_top: int = 6,
     progress: bool | None = None,
     quiet: bool = False,
     echo: Callable[[str], None] = print,
@@ -126,10 +288,18 @@ def run_demo(
         Training epochs (default: `TrainConfig`'s).
     threads : int
         torch CPU threads (0: torch's default).
+    workers : int
+        Processes that draw the synthetic scans and build the crop cache (unless
+        ``train_options`` sets ``cache_workers``).
     size : {"small", "full", "tiny"}
         Size of the synthetic scans.
     train_options : dict, optional
         More `TrainConfig` options (``{"samples_per_epoch": 256}``...).
+    n_resamples : int
+        Series-bootstrap resamples behind the evaluation's 95 % intervals (0: none).
+    explain_top : int
+        Held-out findings (the most probable marks) explained with Grad-CAM and checked by
+        cascading randomisation (0: no explanation stage).
     device : str
         ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"``...
     progress : bool, optional
@@ -142,8 +312,10 @@ def run_demo(
     The training run folder ``out_dir/run`` belongs to the demo: a second demo in the same
     ``out_dir`` trains again into it (``overwrite=True``), reusing the data and the crops.
     """
+    from nodulekit._files import atomic_write, write_text_atomic
     from nodulekit.data import Luna16, make_synthetic_luna16
     from nodulekit.errors import NodulekitError
+    from nodulekit.evaluate import read_predictions
     from nodulekit.train import TrainConfig, train
     from nodulekit.train.__main__ import check_writable
     from nodulekit.train.pipeline import open_or_build_cache
@@ -152,27 +324,29 @@ def run_demo(
     check_writable(out_dir, "--out")  # before minutes of work, not after
     out_dir = Path(out_dir).expanduser().resolve()
     out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    seconds: dict[str, float] = {}
+    (out_dir / "figures").mkdir(exist_ok=True, mode=0o700)
+    clock = StageClock()
 
-    t0 = time.perf_counter()
+    clock.start()
     if data is None:
         data_dir = out_dir / "data"
         if _synthetic_is_current(data_dir, n_scans, seed, size):
-            echo(f"[1/4] synthetic data: reusing {data_dir}")
+            echo(f"[1/7] synthetic data: reusing {data_dir}")
         else:
-            echo(f"[1/4] synthetic data: making {n_scans} LUNA16-format scans in {data_dir}")
+            echo(f"[1/7] synthetic data: making {n_scans} LUNA16-format scans in {data_dir}")
             make_synthetic_luna16(
                 data_dir,
                 n_scans=n_scans,
                 seed=seed,
                 size=size,
+                workers=workers,
                 progress=bool(progress),
                 overwrite=True,
             )
     else:
         data_dir = Path(data).expanduser().resolve()
-        echo(f"[1/4] data: {data_dir}")
-    seconds["synthesise"] = time.perf_counter() - t0
+        echo(f"[1/7] data: {data_dir}")
+    clock.lap("synthesise")
 
     subsets = sorted(Luna16(data_dir, warn_missing=False).scans["subset"].unique().tolist())
     if len(subsets) < 3:
@@ -187,6 +361,7 @@ def run_demo(
         "device": device,
         "progress": progress,
         "threads": threads,
+        "cache_workers": workers,
         "quiet": quiet,
         "overwrite": True,  # out_dir/run is the demo's own run folder
     }
@@ -195,40 +370,80 @@ def run_demo(
     options.update(train_options or {})
     config = TrainConfig(**options)
 
-    t0 = time.perf_counter()
-    echo("[2/4] crop cache: cropping every candidate around its world position")
+    clock.start()
+    echo("[2/7] crop cache: cropping every candidate around its world position")
     cache = open_or_build_cache(config, progress=bool(progress))
-    seconds["cache"] = time.perf_counter() - t0
+    clock.lap("cache")
     echo(f"      {len(cache)} crops of {config.crop_size_mm:g} mm, shape {config.crop_shape}")
 
-    t0 = time.perf_counter()
-    echo(f"[3/4] training {config.model!r} for up to {config.epochs} epochs")
+    clock.start()
+    echo(f"[3/7] training {config.model!r} for up to {config.epochs} epochs")
     result = train(config)
-    seconds["train"] = time.perf_counter() - t0
+    clock.lap("train")
 
-    t0 = time.perf_counter()
-    echo("[4/4] figures and summary")
-    figures_dir = out_dir / "figures"
-    figures_dir.mkdir(exist_ok=True, mode=0o700)
+    checkpoint = Path(result.best_checkpoint or Path(result.run_dir) / "last.pt")
+    from_validation = result.test_metrics.get("threshold_source") == "validation"
+    threshold = float(result.test_metrics["threshold"]) if from_validation else 0.5
+    clock.start()
+    echo(f"[4/7] evaluating on the held-out scans ({n_resamples} bootstrap resamples)")
+    evaluation, figures = evaluate_stage(
+        checkpoint, data_dir, out_dir, threshold=threshold, n_resamples=n_resamples,
+        seed=seed, device=device, cache_workers=config.cache_workers,
+    )  # fmt: skip
+    clock.lap("evaluate")
+    predictions = read_predictions(out_dir / "evaluation" / "predictions.csv")
+
+    clock.start()
+    findings = top_findings(predictions, explain_top)
+    sanity = None
+    if len(findings):
+        echo(f"[5/7] explaining the top {len(findings)} held-out findings (Grad-CAM)")
+        explained = out_dir / "figures" / "explanations.png"
+        sanity = explain_stage(checkpoint, data_dir, findings, explained, device=device)
+        figures.append(explained)
+    clock.lap("explain")
+
+    clock.start()
+    echo("[6/7] report of the held-out scan with the most findings")
+    report = report_stage(
+        checkpoint, data_dir, predictions, out_dir, threshold=threshold, device=device
+    )
+    clock.lap("report")
+
+    clock.start()
+    echo("[7/7] figures and summary")
+    curves = out_dir / "figures" / "training_curves.png"
     figure = training_curves_figure(result.metrics, best_epoch=result.best_epoch)
-    curves = figures_dir / "training_curves.png"
-    figure.savefig(curves, dpi=110, bbox_inches="tight")  # a pyplot-free Figure: nothing to close
-    seconds["report"] = time.perf_counter() - t0
+    with atomic_write(curves, "wb", permissions=None) as handle:
+        figure.savefig(handle, format="png", dpi=110, bbox_inches="tight")
+    clock.lap("summary")
 
     demo = DemoResult(
         out_dir=out_dir,
         data_dir=data_dir,
         run_dir=Path(result.run_dir),
         checkpoint=result.best_checkpoint,
-        figures=[curves],
+        figures=[curves, *figures],
         test_metrics={
             k: float(result.test_metrics[k]) for k in SUMMARY_KEYS if k in result.test_metrics
         },
         threshold_source=str(result.test_metrics.get("threshold_source", "")),
         best_val_auc=float(result.best_val_auc),
         best_epoch=result.best_epoch,
-        seconds={k: round(v, 2) for k, v in seconds.items()},
+        seconds=clock.wall,
+        cpu_seconds=clock.cpu,
+        evaluation_dir=out_dir / "evaluation",
+        evaluation_summary=evaluation.summary(),
+        cpm=float(evaluation.froc.cpm),
+        cpm_ci=tuple(float(v) for v in evaluation.froc.cpm_ci),
+        n_resamples=n_resamples,
+        explained=len(findings),
+        explain_method="gradcam" if len(findings) else "",
+        trust_status=sanity.status if sanity is not None else "",
+        trust_passed=None if sanity is None else bool(sanity.passed),
+        report=report.path,
     )
-    (out_dir / "summary.json").write_text(json.dumps(demo.to_dict(), indent=2) + "\n")
+    write_text_atomic(out_dir / "summary.json", json.dumps(demo.to_dict(), indent=2) + "\n",
+                      permissions=None)  # fmt: skip
     echo(demo.summary())
     return demo

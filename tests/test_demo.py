@@ -22,6 +22,8 @@ TINY_DEMO = {
     "epochs": 1,
     "threads": 1,
     "train_options": TINY_TRAINING,
+    "n_resamples": 20,
+    "explain_top": 3,
 }
 
 
@@ -38,16 +40,37 @@ def test_demo_writes_everything_under_its_folder_and_reuses_data(tmp_path, monke
         "run/best.pt",
         "run/config.json",
         "figures/training_curves.png",
+        "figures/froc.png",
+        "figures/explanations.png",
+        "evaluation/predictions.csv",
+        "evaluation/froc.csv",
         "summary.json",
         "data/annotations.csv",
     ):
         assert (out / path).is_file(), path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # nothing outside --out
     summary = json.loads((out / "summary.json").read_text())
-    assert set(summary["seconds"]) == {"synthesise", "cache", "train", "report"}
+    assert list(summary["seconds"]) == [
+        "synthesise", "cache", "train", "evaluate", "explain", "report", "summary"
+    ]  # fmt: skip
+    assert list(summary["cpu_seconds"]) == list(summary["seconds"])
+    assert summary["cpu_seconds"]["train"] > 0.0
     assert 0.0 <= summary["test_metrics"]["auc"] <= 1.0
+    # the report: one HTML file under out/report, for a held-out (test subset) scan
+    reports = list((out / "report").glob("*.html"))
+    assert reports == [result.report]
+    test_uids = Luna16(out / "data", warn_missing=False).scans.query("subset == 3")["seriesuid"]
+    assert any(uid in result.report.name for uid in test_uids)
+    assert "not a medical device" in result.report.read_text()
+    predictions = pd.read_csv(out / "evaluation" / "predictions.csv", dtype={"seriesuid": str})
+    assert set(predictions["seriesuid"]) == set(test_uids)  # only the held-out scans scored
     text = "\n".join(lines)
     assert "held-out test series: ROC AUC" in text and str(out / "run" / "best.pt") in text
+    assert f"held-out FROC: CPM {summary['cpm']:.3f}" in text
+    assert "from 20 series-bootstrap resamples" in text
+    assert f"top 3 held-out findings with gradcam; trust: {summary['trust_status']}" in text
+    assert summary["trust_status"] and isinstance(summary["trust_passed"], bool)
+    assert f"report:     {result.report}" in text
     assert "chosen on validation: recall" in text  # test figures at validation's threshold
     assert "recall by nodule size: < 6 mm" in text
     assert summary["threshold_source"] == "validation"
@@ -55,8 +78,10 @@ def test_demo_writes_everything_under_its_folder_and_reuses_data(tmp_path, monke
     config = json.loads((out / "run" / "config.json").read_text())
     assert (config["val_subsets"], config["test_subsets"]) == ([2], [3])  # the last two subsets
     again: list[str] = []
-    run_demo("out", **TINY_DEMO, quiet=True, echo=again.append)  # the same folder again
+    options = {**TINY_DEMO, "explain_top": 0}  # the same folder again, no explanation stage
+    run_demo("out", **options, quiet=True, echo=again.append)
     assert "synthetic data: reusing" in again[0]
+    assert not any("explaining" in line or "explained:" in line for line in again)
     assert "epoch 1/1" not in capsys.readouterr().out  # --quiet: no progress line
 
 
@@ -74,8 +99,10 @@ def test_no_output_of_the_demo_pipeline_names_the_patient(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         luna = Luna16(root)
-    # replace one synthetic scan by a CT series read from identified DICOM files
-    uid = luna.scans["seriesuid"].iloc[0]
+    # replace a held-out (last subset) scan by a CT series read from identified DICOM files:
+    # the demo evaluates, explains and reports on it
+    held_out = luna.scans[luna.scans["subset"] == luna.scans["subset"].max()]
+    uid = held_out["seriesuid"].iloc[0]
     series = make_identified_dicom_series(
         tmp_path / "dicom",
         n_slices=24,
@@ -101,7 +128,9 @@ def test_no_output_of_the_demo_pipeline_names_the_patient(tmp_path):
     pd.concat([candidates, extra]).to_csv(root / "candidates_V2.csv", index=False)
 
     out = tmp_path / "out"
-    run_demo(out, data=root, epochs=1, threads=1, train_options=TINY_TRAINING, echo=lambda _: None)
+    result = run_demo(out, data=root, epochs=1, threads=1, train_options=TINY_TRAINING,
+                      n_resamples=10, explain_top=2, echo=lambda _: None)  # fmt: skip
+    assert result.report is not None and uid in result.report.name  # the report covers it
     info = CliRunner().invoke(app, ["info", str(series.folder)])
     (out / "info.txt").write_text(info.output)
     assert "Doe^Jane" not in info.output

@@ -254,6 +254,93 @@ def report_stage(
     )
 
 
+def data_stage(
+    out_dir: Path,
+    data: str | Path | None,
+    *,
+    n_scans: int,
+    seed: int,
+    size: str,
+    workers: int,
+    progress: bool | None,
+    echo: Callable[[str], None],
+) -> Path:
+    """Stage 1: the synthetic set under ``out_dir/data`` (made, or reused when current), or
+    ``data``; refused with fewer than 3 subsets (train, validation, test)."""
+    from nodulekit.data import Luna16, make_synthetic_luna16
+    from nodulekit.errors import NodulekitError
+
+    if data is None:
+        data_dir = out_dir / "data"
+        if _synthetic_is_current(data_dir, n_scans, seed, size):
+            echo(f"[1/7] synthetic data: reusing {data_dir}")
+        else:
+            echo(f"[1/7] synthetic data: making {n_scans} LUNA16-format scans in {data_dir}")
+            make_synthetic_luna16(data_dir, n_scans=n_scans, seed=seed, size=size,
+                                  workers=workers, progress=bool(progress), overwrite=True)  # fmt: skip
+    else:
+        data_dir = Path(data).expanduser().resolve()
+        echo(f"[1/7] data: {data_dir}")
+    subsets = sorted(Luna16(data_dir, warn_missing=False).scans["subset"].unique().tolist())
+    if len(subsets) < 3:
+        raise NodulekitError(
+            f"{data_dir}: the demo needs scans in at least 3 subsets (train, validation, test), "
+            f"found {subsets}; make more scans (--scans) or download more subsets"
+        )
+    return data_dir
+
+
+def curves_stage(result: Any, path: Path) -> Path:
+    """Stage 7: the training curves as a PNG (a pyplot-free Figure, written atomically)."""
+    from nodulekit._files import atomic_write
+    from nodulekit.viz.training import training_curves_figure
+
+    figure = training_curves_figure(result.metrics, best_epoch=result.best_epoch)
+    with atomic_write(path, "wb", permissions=None) as handle:
+        figure.savefig(handle, format="png", dpi=110, bbox_inches="tight")
+    return path
+
+
+def _demo_result(
+    out_dir: Path,
+    data_dir: Path,
+    result: Any,
+    figures: list[Path],
+    clock: StageClock,
+    evaluation: Any,
+    n_resamples: int,
+    findings: Any,
+    sanity: Any,
+    report: Any,
+) -> DemoResult:
+    """What the demo made and measured, from each stage's result."""
+    return DemoResult(
+        out_dir=out_dir,
+        data_dir=data_dir,
+        run_dir=Path(result.run_dir),
+        checkpoint=result.best_checkpoint,
+        figures=figures,
+        test_metrics={
+            k: float(result.test_metrics[k]) for k in SUMMARY_KEYS if k in result.test_metrics
+        },
+        threshold_source=str(result.test_metrics.get("threshold_source", "")),
+        best_val_auc=float(result.best_val_auc),
+        best_epoch=result.best_epoch,
+        seconds=clock.wall,
+        cpu_seconds=clock.cpu,
+        evaluation_dir=out_dir / "evaluation",
+        evaluation_summary=evaluation.summary(),
+        cpm=float(evaluation.froc.cpm),
+        cpm_ci=tuple(float(v) for v in evaluation.froc.cpm_ci),
+        n_resamples=n_resamples,
+        explained=len(findings),
+        explain_method="gradcam" if len(findings) else "",
+        trust_status=sanity.status if sanity is not None else "",
+        trust_passed=None if sanity is None else bool(sanity.passed),
+        report=report.path,
+    )
+
+
 def run_demo(
     out_dir: str | Path = "nodulekit-demo",
     *,
@@ -312,14 +399,11 @@ def run_demo(
     The training run folder ``out_dir/run`` belongs to the demo: a second demo in the same
     ``out_dir`` trains again into it (``overwrite=True``), reusing the data and the crops.
     """
-    from nodulekit._files import atomic_write, write_text_atomic
-    from nodulekit.data import Luna16, make_synthetic_luna16
-    from nodulekit.errors import NodulekitError
+    from nodulekit._files import write_text_atomic
     from nodulekit.evaluate import read_predictions
     from nodulekit.train import TrainConfig, train
     from nodulekit.train.__main__ import check_writable
     from nodulekit.train.pipeline import open_or_build_cache
-    from nodulekit.viz.training import training_curves_figure
 
     check_writable(out_dir, "--out")  # before minutes of work, not after
     out_dir = Path(out_dir).expanduser().resolve()
@@ -328,32 +412,9 @@ def run_demo(
     clock = StageClock()
 
     clock.start()
-    if data is None:
-        data_dir = out_dir / "data"
-        if _synthetic_is_current(data_dir, n_scans, seed, size):
-            echo(f"[1/7] synthetic data: reusing {data_dir}")
-        else:
-            echo(f"[1/7] synthetic data: making {n_scans} LUNA16-format scans in {data_dir}")
-            make_synthetic_luna16(
-                data_dir,
-                n_scans=n_scans,
-                seed=seed,
-                size=size,
-                workers=workers,
-                progress=bool(progress),
-                overwrite=True,
-            )
-    else:
-        data_dir = Path(data).expanduser().resolve()
-        echo(f"[1/7] data: {data_dir}")
+    data_dir = data_stage(out_dir, data, n_scans=n_scans, seed=seed, size=size,
+                          workers=workers, progress=progress, echo=echo)  # fmt: skip
     clock.lap("synthesise")
-
-    subsets = sorted(Luna16(data_dir, warn_missing=False).scans["subset"].unique().tolist())
-    if len(subsets) < 3:
-        raise NodulekitError(
-            f"{data_dir}: the demo needs scans in at least 3 subsets (train, validation, test), "
-            f"found {subsets}; make more scans (--scans) or download more subsets"
-        )
     options: dict[str, Any] = {
         "data": str(data_dir),
         "out": str(out_dir / "run"),
@@ -364,10 +425,9 @@ def run_demo(
         "cache_workers": workers,
         "quiet": quiet,
         "overwrite": True,  # out_dir/run is the demo's own run folder
+        **({"epochs": epochs} if epochs is not None else {}),
+        **(train_options or {}),
     }
-    if epochs is not None:
-        options["epochs"] = epochs
-    options.update(train_options or {})
     config = TrainConfig(**options)
 
     clock.start()
@@ -412,37 +472,11 @@ def run_demo(
 
     clock.start()
     echo("[7/7] figures and summary")
-    curves = out_dir / "figures" / "training_curves.png"
-    figure = training_curves_figure(result.metrics, best_epoch=result.best_epoch)
-    with atomic_write(curves, "wb", permissions=None) as handle:
-        figure.savefig(handle, format="png", dpi=110, bbox_inches="tight")
+    curves = curves_stage(result, out_dir / "figures" / "training_curves.png")
     clock.lap("summary")
 
-    demo = DemoResult(
-        out_dir=out_dir,
-        data_dir=data_dir,
-        run_dir=Path(result.run_dir),
-        checkpoint=result.best_checkpoint,
-        figures=[curves, *figures],
-        test_metrics={
-            k: float(result.test_metrics[k]) for k in SUMMARY_KEYS if k in result.test_metrics
-        },
-        threshold_source=str(result.test_metrics.get("threshold_source", "")),
-        best_val_auc=float(result.best_val_auc),
-        best_epoch=result.best_epoch,
-        seconds=clock.wall,
-        cpu_seconds=clock.cpu,
-        evaluation_dir=out_dir / "evaluation",
-        evaluation_summary=evaluation.summary(),
-        cpm=float(evaluation.froc.cpm),
-        cpm_ci=tuple(float(v) for v in evaluation.froc.cpm_ci),
-        n_resamples=n_resamples,
-        explained=len(findings),
-        explain_method="gradcam" if len(findings) else "",
-        trust_status=sanity.status if sanity is not None else "",
-        trust_passed=None if sanity is None else bool(sanity.passed),
-        report=report.path,
-    )
+    demo = _demo_result(out_dir, data_dir, result, [curves, *figures], clock, evaluation,
+                        n_resamples, findings, sanity, report)  # fmt: skip
     write_text_atomic(out_dir / "summary.json", json.dumps(demo.to_dict(), indent=2) + "\n",
                       permissions=None)  # fmt: skip
     echo(demo.summary())

@@ -538,3 +538,41 @@ def check_equivalent_diameter(n_voxels, spacing_zyx_mm, answer_mm) -> None:
     else:
         _say(False, "volume = voxels x the product of the spacing (mm^3); a sphere of volume V "
              "has diameter (6 V / pi) ** (1/3).")  # fmt: skip
+
+
+# -- 06: detection and report --------------------------------------------------------------
+def marks_against_annotations(annotations, marks):
+    """Each annotated nodule with its nearest mark (mm), whether a mark lies inside its radius
+    (LUNA16's hit rule), and the highest probability among the marks that hit it."""
+    xyz = ["coordX", "coordY", "coordZ"]
+    table = annotations[[*xyz, "diameter_mm"]].reset_index(drop=True).astype(float)
+    d_mm = np.linalg.norm(
+        table[xyz].to_numpy()[:, None, :] - marks[xyz].to_numpy(float)[None], axis=2
+    ).reshape(len(table), len(marks))
+    inside = d_mm < table["diameter_mm"].to_numpy()[:, None] / 2
+    probability = marks["probability"].to_numpy(float)[None]
+    table["nearest_mark_mm"] = d_mm.min(axis=1) if len(marks) else np.nan
+    table["hit"] = inside.any(axis=1)
+    table["hit_probability"] = np.where(inside, probability, -1.0).max(axis=1, initial=-1.0)
+    table.loc[~table["hit"], "hit_probability"] = np.nan
+    return table
+
+
+def check_mark_hit(nodule_xyz_mm, diameter_mm, mark_xyz_mm, answer) -> None:
+    """True/False: does the mark count as a hit on the nodule (strictly inside its radius)?"""
+    if _unanswered(answer):
+        return
+    if not isinstance(answer, (bool, np.bool_)):
+        _say(False, "answer True or False.")
+        return
+    d2 = float(((np.asarray(mark_xyz_mm, float) - np.asarray(nodule_xyz_mm, float)) ** 2).sum())
+    _say(bool(answer) == (d2 < (float(diameter_mm) / 2) ** 2), "compute the distance "
+         "sqrt(dx² + dy² + dz²) in mm and compare it with the radius, half the diameter.")  # fmt: skip
+
+
+def check_never_claims(choice) -> None:
+    """Multiple choice: what the per-scan report must never claim."""
+    if _unanswered(choice):
+        return
+    _say(str(choice).strip().lower() == "c", "the report lists places worth a look and how "
+         "sure the model is; which sentence would need a radiologist, a biopsy or follow-up?")  # fmt: skip

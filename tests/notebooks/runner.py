@@ -44,6 +44,19 @@ CI_PARAMETERS: dict[str, dict[str, Any]] = {
         "N_CHECK_CROPS": 6,
         "IG_STEPS": 8,
     },
+    # one scan, few candidates, one explained finding; the real DICOM sample stays off (minutes)
+    "06_detection_and_report.ipynb": {
+        "RUN_DIR": "runs/03_training",
+        "EPOCHS": 2,
+        "BATCH_SIZE": 16,
+        "SAMPLES_PER_EPOCH": 256,
+        "THREADS": 1,
+        "MAX_CANDIDATES": 12,
+        "TOP": 5,
+        "EXPLAINED": 1,
+        "SANITY": False,
+        "USE_SAMPLE": False,
+    },
     # a tiny U-Net for one epoch: the chapter's plumbing, not its Dice; no real-scan comparison
     "07_segmentation.ipynb": {
         "EPOCHS": 1,

@@ -255,3 +255,36 @@ def test_part_two_checks_never_print_the_expected_value(setup, capsys):
         call()
         out = capsys.readouterr().out
         assert out.startswith("✘") and secret not in out, out
+
+
+# -- 06: detection and report --------------------------------------------------------------
+def test_mark_hit_check(setup, capsys):
+    # distance² 17 mm² against a radius² of 16 mm²: outside; a 9 mm nodule: inside
+    for diameter, answer, expected in [(8.0, False, "right"), (8.0, True, "hint"),
+                                       (9.0, True, "right"), (9.0, np.False_, "hint"),
+                                       (8.0, "no", "hint"), (8.0, ..., "unanswered")]:  # fmt: skip
+        setup.check_mark_hit((10, 20, 30), diameter, (13, 22, 32), answer)
+        assert verdict(capsys) == expected, (diameter, answer)
+
+
+def test_never_claims_check(setup, capsys):
+    for answer, expected in [("c", "right"), (" C ", "right"), ("a", "hint"), ("d", "hint"),
+                             (None, "unanswered")]:  # fmt: skip
+        setup.check_never_claims(answer)
+        out = capsys.readouterr().out
+        assert ("right" if out.startswith("✔") else "hint" if out.startswith("✘")
+                else "unanswered") == expected, answer  # fmt: skip
+        assert "normal" not in out, out  # the hint never quotes the answer
+
+
+def test_marks_against_annotations_uses_the_radius(setup):
+    annotations = pd.DataFrame({"coordX": [0.0, 50.0], "coordY": [0.0, 0.0],
+                                "coordZ": [0.0, 0.0], "diameter_mm": [10.0, 6.0]})  # fmt: skip
+    marks = pd.DataFrame({"coordX": [4.0, 1.0, 54.0], "coordY": [0.0, 0.0, 0.0],
+                          "coordZ": [0.0, 0.0, 0.0], "probability": [0.9, 0.2, 0.7]})  # fmt: skip
+    table = setup.marks_against_annotations(annotations, marks)
+    assert table["hit"].tolist() == [True, False]  # 4 mm < 5 mm radius; 4 mm > 3 mm radius
+    assert table["nearest_mark_mm"].tolist() == [1.0, 4.0]
+    assert table["hit_probability"].iloc[0] == 0.9 and np.isnan(table["hit_probability"].iloc[1])
+    empty = setup.marks_against_annotations(annotations, marks.iloc[:0])
+    assert not empty["hit"].any() and empty["nearest_mark_mm"].isna().all()

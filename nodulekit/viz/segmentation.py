@@ -38,7 +38,7 @@ def contour(mask: np.ndarray) -> np.ndarray:
     """The boundary pixels of a 2D mask: inside pixels with a 4-neighbour outside.
 
     >>> m = np.zeros((5, 5), bool); m[1:4, 1:4] = True
-    >>> contour(m).sum()   # a 3x3 square: all but its centre
+    >>> int(contour(m).sum())   # a 3x3 square: all but its centre
     8
     """
     mask = np.asarray(mask, bool)

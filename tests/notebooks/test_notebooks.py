@@ -39,8 +39,8 @@ def python_of(cell: dict) -> str:
     return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in lines)
 
 
-def test_the_four_chapters_are_there():
-    for prefix in ("00_", "01_", "02_", "03_", "04_", "05_"):
+def test_the_eight_chapters_are_there():
+    for prefix in ("00_", "01_", "02_", "03_", "04_", "05_", "06_", "07_"):
         assert any(n.startswith(prefix) for n in NAMES), f"notebooks/{prefix}*.ipynb is missing"
     assert set(CI_PARAMETERS) == set(NAMES), "tests/notebooks/runner.py: CI_PARAMETERS per notebook"
 

@@ -209,6 +209,18 @@ ExplainExplorer.from_cache(model, cache, method="saliency")""",
 ]
 
 
+def _until_changed(locator, before, pixels, changed, timeout_s: float = 20.0):
+    """Screenshots of ``locator`` until they differ from ``before`` (the kernel answers)."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    after = pixels(locator)
+    while not changed(before, after) and time.monotonic() < deadline:
+        time.sleep(0.3)
+        after = pixels(locator)
+    return after
+
+
 @pytest.mark.browser
 @pytest.mark.slow
 def test_the_3d_view_and_the_explorer_draw_offline_in_jupyterlab(tmp_path):
@@ -221,6 +233,7 @@ def test_the_3d_view_and_the_explorer_draw_offline_in_jupyterlab(tmp_path):
     from tests.browser.jupyterlab import (
         CHROMIUM,
         CHROMIUM_ARGS,
+        changed,
         jupyterlab,
         page_problems,
         pixels,
@@ -269,7 +282,22 @@ def test_the_3d_view_and_the_explorer_draw_offline_in_jupyterlab(tmp_path):
             explorer = page.locator(".nk-explain-explorer")
             assert explorer.count() == 1
             assert "Not checked" in explorer.locator(".nk-explain-trust").inner_text()
-            assert pixels(explorer.locator(".nk-explain-image")).std() > 10
+            image = explorer.locator(".nk-explain-image")
+            before = pixels(image)
+            assert before.std() > 10
+            # a method change and the slice slider change the pixels in the page itself
+            explorer.locator(".nk-explain-method select").select_option("gradcam")
+            after_method = _until_changed(image, before, pixels, changed)
+            assert changed(before, after_method), "choosing Grad-CAM did not change the map"
+            handle = explorer.locator(".nk-explain-slice-z .noUi-handle")
+            handle.scroll_into_view_if_needed()
+            box = handle.bounding_box()
+            page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+            page.mouse.down()
+            page.mouse.move(box["x"] - 40, box["y"] + box["height"] / 2, steps=8)
+            page.mouse.up()
+            after_slice = _until_changed(image, after_method, pixels, changed)
+            assert changed(after_method, after_slice), "the axial slider did not change the picture"
         finally:
             browser.close()
     assert refused == [], f"requests off this machine: {refused[:5]}"

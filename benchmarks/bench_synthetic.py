@@ -57,7 +57,7 @@ def main() -> None:
         seconds = time.perf_counter() - t0
         d = pd.read_csv(root / "annotations.csv")["diameter_mm"].to_numpy()
         cands = pd.read_csv(root / "synthetic_candidates.csv")
-        counts = json.loads((root / "synthetic.json").read_text())["counts"]
+        counts = json.loads((root / "synthetic.json").read_text(encoding="utf-8"))["counts"]
     negatives = cands[cands["class"] == 0]["kind"]
     vessel_share = negatives.str.startswith("vessel").mean()
     print(f"{args.scans} {args.size} scans, {args.workers} worker(s): {seconds:.1f} s, "

@@ -39,7 +39,7 @@ def atomic_write(
     >>> target = pathlib.Path(tempfile.mkdtemp()) / "a.txt"
     >>> with atomic_write(target, "w") as fh:
     ...     _ = fh.write("hello")
-    >>> target.read_text()
+    >>> target.read_text(encoding="utf-8")
     'hello'
     """
     if mode not in ("wb", "w"):

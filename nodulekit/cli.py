@@ -223,7 +223,7 @@ def synth(
         )
     except (NodulekitError, ValueError) as e:
         raise _fail(e) from e
-    meta = json.loads((root / "synthetic.json").read_text())
+    meta = json.loads((root / "synthetic.json").read_text(encoding="utf-8"))
     counts = meta["counts"]
     n_subsets = meta["parameters"]["n_subsets"]
     size_mb = sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) / 2**20

@@ -145,7 +145,7 @@ def _synthetic_is_current(data_dir: Path, n_scans: int, seed: int, size: str) ->
     if not meta.is_file():
         return False
     try:
-        params = json.loads(meta.read_text()).get("parameters", {})
+        params = json.loads(meta.read_text(encoding="utf-8")).get("parameters", {})
     except json.JSONDecodeError:
         return False
     return (params.get("n_scans"), params.get("seed"), params.get("size")) == (n_scans, seed, size)

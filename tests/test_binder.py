@@ -21,7 +21,7 @@ BINDER = ROOT / "binder"
 
 def binder_requirements() -> dict[str, Requirement]:
     reqs = {}
-    for line in (BINDER / "requirements.txt").read_text().splitlines():
+    for line in (BINDER / "requirements.txt").read_text(encoding="utf-8").splitlines():
         line = line.split("#", 1)[0].strip()
         if line and not line.startswith("-"):
             req = Requirement(line)
@@ -30,13 +30,15 @@ def binder_requirements() -> dict[str, Requirement]:
 
 
 def pyproject_requirements() -> list[Requirement]:
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     names = project["dependencies"] + project["optional-dependencies"]["notebooks"]
     return [Requirement(r) for r in names]
 
 
 def makefile_torch_pin() -> str:
-    match = re.search(r"^TORCH \?= torch==(\S+)", (ROOT / "Makefile").read_text(), re.M)
+    match = re.search(
+        r"^TORCH \?= torch==(\S+)", (ROOT / "Makefile").read_text(encoding="utf-8"), re.M
+    )
     if match is None:
         pytest.fail("Makefile: no `TORCH ?= torch==<version>` line to compare binder with")
     return match.group(1)
@@ -69,7 +71,7 @@ def test_binder_pins_the_makefiles_cpu_torch():
     assert pinned(torch) == makefile_torch_pin(), (
         f"binder has {torch}; the Makefile pins torch=={makefile_torch_pin()}"
     )
-    text = (BINDER / "requirements.txt").read_text()
+    text = (BINDER / "requirements.txt").read_text(encoding="utf-8")
     assert "--extra-index-url https://download.pytorch.org/whl/cpu" in text, (
         "binder must take torch from the CPU wheel index (no multi-GB CUDA build on Binder)"
     )
@@ -83,7 +85,7 @@ def test_binder_lists_nothing_pyproject_does_not_know():
 
 def test_post_build_installs_the_package_and_makes_the_synthetic_set():
     post_build = BINDER / "postBuild"
-    text = post_build.read_text()
+    text = post_build.read_text(encoding="utf-8")
     assert post_build.stat().st_mode & 0o111, "binder/postBuild must be executable"
     assert re.search(r"pip install --no-deps -e \.", text), "postBuild installs the package"
     assert "nodulekit synth nodulekit-data/synthetic" in text, "postBuild makes the synthetic set"

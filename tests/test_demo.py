@@ -49,7 +49,7 @@ def test_demo_writes_everything_under_its_folder_and_reuses_data(tmp_path, monke
     ):
         assert (out / path).is_file(), path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # nothing outside --out
-    summary = json.loads((out / "summary.json").read_text())
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert list(summary["seconds"]) == [
         "synthesise", "cache", "train", "evaluate", "explain", "report", "summary"
     ]  # fmt: skip
@@ -61,7 +61,7 @@ def test_demo_writes_everything_under_its_folder_and_reuses_data(tmp_path, monke
     assert reports == [result.report]
     test_uids = Luna16(out / "data", warn_missing=False).scans.query("subset == 3")["seriesuid"]
     assert any(uid in result.report.name for uid in test_uids)
-    assert "not a medical device" in result.report.read_text()
+    assert "not a medical device" in result.report.read_text(encoding="utf-8")
     predictions = pd.read_csv(out / "evaluation" / "predictions.csv", dtype={"seriesuid": str})
     assert set(predictions["seriesuid"]) == set(test_uids)  # only the held-out scans scored
     text = "\n".join(lines)
@@ -75,7 +75,7 @@ def test_demo_writes_everything_under_its_folder_and_reuses_data(tmp_path, monke
     assert "recall by nodule size: < 6 mm" in text
     assert summary["threshold_source"] == "validation"
     assert set(summary["test_metrics"]) >= {"threshold", "recall_best", "f1_best"}
-    config = json.loads((out / "run" / "config.json").read_text())
+    config = json.loads((out / "run" / "config.json").read_text(encoding="utf-8"))
     assert (config["val_subsets"], config["test_subsets"]) == ([2], [3])  # the last two subsets
     again: list[str] = []
     options = {**TINY_DEMO, "explain_top": 0}  # the same folder again, no explanation stage

@@ -118,7 +118,7 @@ def read_seriesuids(path: str | Path) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise TableError(f"{path}: no such table")
-    lines = [line.strip().strip(",") for line in path.read_text().splitlines()]
+    lines = [line.strip().strip(",") for line in path.read_text(encoding="utf-8").splitlines()]
     uids = [line for line in lines if line and line.lower() != "seriesuid"]
     return list(dict.fromkeys(uids))
 

@@ -71,7 +71,7 @@ def process_device(device: str = "auto") -> Any:
 def check_manifest(parts: Path, manifest: dict[str, Any], *, overwrite: bool = False) -> None:
     """Refuse part files made with another checkpoint or options (``overwrite``: delete them)."""
     path = parts / "manifest.json"
-    old = json.loads(path.read_text()) if path.is_file() else None
+    old = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
     stale = sorted(parts.glob("*.csv"))
     if not stale:  # nothing to reuse
         return

@@ -283,7 +283,7 @@ def validation_threshold(checkpoint: str | os.PathLike) -> float | None:
     )
     tested = Path(checkpoint).with_name("test_metrics.json")
     if value is None and tested.is_file():
-        value = json.loads(tested.read_text()).get("threshold")
+        value = json.loads(tested.read_text(encoding="utf-8")).get("threshold")
     if value is None or not math.isfinite(float(value)):
         return None
     return float(value)

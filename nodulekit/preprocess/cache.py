@@ -488,10 +488,10 @@ class CropCache:
 
     @classmethod
     def _open_once(cls, folder: Path, expect: Mapping[str, Any] | None) -> CropCache:
-        params = json.loads((folder / "params.json").read_text())
+        params = json.loads((folder / "params.json").read_text(encoding="utf-8"))
         data = folder / params["data"] if "data" in params else folder
         if data != folder:
-            params = json.loads((data / "params.json").read_text())
+            params = json.loads((data / "params.json").read_text(encoding="utf-8"))
         if expect and _mismatch(params, expect):
             data, params = _find_data(folder, expect, data, params)
         return cls._open_data(data, params)
@@ -534,7 +534,7 @@ def _find_data(
     """The most recently used data folder of ``folder`` whose parameters match ``expect``."""
     for other in _data_folders(folder):
         with contextlib.suppress(OSError, ValueError):
-            candidate = json.loads((other / "params.json").read_text())
+            candidate = json.loads((other / "params.json").read_text(encoding="utf-8"))
             if not _mismatch(candidate, expect):
                 return other, candidate
     detail = ", ".join(
@@ -593,7 +593,10 @@ def _reader_lock(data: Path, *, shared: bool, wait: bool) -> int | None:
 def _point_to(folder: Path, params: Mapping[str, Any], data: Path) -> None:
     """Make ``folder/params.json`` point at ``data`` (the last built or used) atomically."""
     with contextlib.suppress(OSError, ValueError):
-        if json.loads((folder / "params.json").read_text()).get("data") == data.name:
+        if (
+            json.loads((folder / "params.json").read_text(encoding="utf-8")).get("data")
+            == data.name
+        ):
             return
     with contextlib.suppress(PermissionError):  # a read-only cache folder keeps its pointer
         write_text_atomic(
@@ -753,7 +756,7 @@ def _build_locked(
     fp = params["fingerprint"][:16]
     data = out / f"data-{fp}"
     with contextlib.suppress(CacheError, FileNotFoundError, json.JSONDecodeError, KeyError):
-        found = json.loads((data / "params.json").read_text())
+        found = json.loads((data / "params.json").read_text(encoding="utf-8"))
         if found.get("fingerprint") == params["fingerprint"]:
             return CropCache._open_data(data, found)
     shards = _mkdir_private(out / f"shards-{fp}")

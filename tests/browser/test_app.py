@@ -184,6 +184,6 @@ def test_app_in_chromium(served):
         finally:
             page.screenshot(path=str(shots / "app_last.png"), full_page=True)
             browser.close()
-    assert "127.0.0.1" in log.read_text()  # bound to this machine by default
+    assert "127.0.0.1" in log.read_text(encoding="utf-8")  # bound to this machine by default
     if os.environ.get("NODULEKIT_UPDATE_SCREENSHOT"):
         shutil.copyfile(shots / "app.png", README_SCREENSHOT)

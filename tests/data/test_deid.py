@@ -74,7 +74,7 @@ def test_identifiers_are_gone_from_output_bytes_names_and_log(identified, tmp_pa
     found = {needle for _path, needle in find_in_tree(in_dir, needles)}
     assert found == set(needles)
     assert report.log_path == tmp_path / "out" / "deid_log.csv"
-    assert SALT not in report.log_path.read_text()
+    assert SALT not in report.log_path.read_text(encoding="utf-8")
     assert "Doe^Jane" not in str(report)
 
 
@@ -183,7 +183,7 @@ def test_log_lists_tags_and_actions_never_values(identified, tmp_path: Path) -> 
     assert ("PatientName", "replaced") in mine and ("private tag", "removed") in mine
     assert ("StudyDate", "shifted") in mine and ("SeriesInstanceUID", "remapped") in mine
     assert len({r["file"] for r in rows}) == 7
-    text = report.log_path.read_text()
+    text = report.log_path.read_text(encoding="utf-8")
     for value in [*jane.needles, *john.needles, "20240105", "20230611", SALT]:
         assert value.lower() not in text.lower()
     mode = stat.S_IMODE(report.log_path.stat().st_mode)

@@ -48,14 +48,14 @@ def test_truncated_raw_names_the_file_and_the_fix(tmp_path, scan):
 
 def test_header_that_lies_about_its_size(tmp_path, scan):
     path = write_scan(scan, tmp_path / "h.mhd")
-    path.write_text(path.read_text().replace("DimSize = 7 6 5", "DimSize = 7 6 4"))
+    path.write_text(path.read_text(encoding="utf-8").replace("DimSize = 7 6 5", "DimSize = 7 6 4"))
     with pytest.raises(ScanReadError, match=r"h\.mhd: the header does not match its data"):
         read_scan(path)
 
 
 def test_missing_element_data_file_field_and_file(tmp_path, scan):
     path = write_scan(scan, tmp_path / "m.mhd")
-    text = path.read_text()
+    text = path.read_text(encoding="utf-8")
     path.write_text("\n".join(line for line in text.splitlines() if "ElementDataFile" not in line))
     with pytest.raises(ScanReadError, match="no 'ElementDataFile' field"):
         read_scan(path)
@@ -164,7 +164,11 @@ def test_dicom_series_with_a_missing_slice_is_refused_not_misread(tmp_path):
 
 def test_float_header_over_int16_data_says_the_element_type_and_size_disagree(tmp_path, scan):
     path = write_scan(scan, tmp_path / "f.mhd")  # int16: 210 voxels, 420 bytes
-    path.write_text(path.read_text().replace("ElementType = MET_SHORT", "ElementType = MET_FLOAT"))
+    path.write_text(
+        path.read_text(encoding="utf-8").replace(
+            "ElementType = MET_SHORT", "ElementType = MET_FLOAT"
+        )
+    )
     with pytest.raises(ScanReadError) as caught:
         read_scan(path)
     message = str(caught.value)

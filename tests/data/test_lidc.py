@@ -230,7 +230,7 @@ def test_cli_writes_the_luna16_style_table(sample_dir, tmp_path):
     assert "1 nodule(s)" in result.output
     table = pd.read_csv(out)
     assert table.seriesuid.tolist() == [SAMPLE_UID]
-    text = out.read_text()
+    text = out.read_text(encoding="utf-8")
     assert "LIDC-IDRI-0001" not in text  # the patient ID never reaches the output
 
 

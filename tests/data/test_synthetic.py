@@ -44,7 +44,7 @@ def _digest(root: Path) -> str:
 
 @pytest.fixture(scope="module")
 def scans(synth) -> dict:
-    uids = (synth / "seriesuids.csv").read_text().split()
+    uids = (synth / "seriesuids.csv").read_text(encoding="utf-8").split()
     out = {}
     for uid in uids:
         scan = read_scan(next(synth.glob(f"subset*/{uid}.mhd")))
@@ -61,7 +61,7 @@ def _hu(scan, xyz, half_xy: int = 0) -> float:
 
 def test_layout_and_headers_are_luna16s(synth):
     first_lines = {
-        name: (synth / name).read_text().splitlines()[0]
+        name: (synth / name).read_text(encoding="utf-8").splitlines()[0]
         for name in ("annotations.csv", "annotations_excluded.csv", "candidates_V2.csv")
     }
     assert first_lines == {
@@ -69,7 +69,9 @@ def test_layout_and_headers_are_luna16s(synth):
         "annotations_excluded.csv": "seriesuid,coordX,coordY,coordZ,diameter_mm",
         "candidates_V2.csv": "seriesuid,coordX,coordY,coordZ,class",
     }
-    uids = (synth / "seriesuids.csv").read_text().splitlines()  # no header, one uid a line
+    uids = (
+        (synth / "seriesuids.csv").read_text(encoding="utf-8").splitlines()
+    )  # no header, one uid a line
     assert len(uids) == N_SCANS and all(u.startswith(UID_PREFIX) for u in uids)
     assert sorted(p.name for p in synth.glob("subset*")) == ["subset0", "subset1"]
     for uid in uids:
@@ -77,9 +79,9 @@ def test_layout_and_headers_are_luna16s(synth):
         assert mhd.with_suffix(".raw").is_file()
         assert (synth / "seg-lungs-LUNA16" / f"{uid}.mhd").is_file()
         assert (synth / "seg-nodules-synthetic" / f"{uid}.mhd").is_file()
-    meta = json.loads((synth / "synthetic.json").read_text())
+    meta = json.loads((synth / "synthetic.json").read_text(encoding="utf-8"))
     assert meta["parameters"]["seed"] == 0 and meta["parameters"]["n_subsets"] == N_SCANS
-    assert "generator" in (synth / "README.txt").read_text()
+    assert "generator" in (synth / "README.txt").read_text(encoding="utf-8")
 
 
 def test_uids_look_like_dicom_uids():
@@ -89,7 +91,10 @@ def test_uids_look_like_dicom_uids():
 
 
 def test_scans_have_luna16_geometry(scans, synth):
-    meta = {s["uid"]: s for s in json.loads((synth / "synthetic.json").read_text())["scans"]}
+    meta = {
+        s["uid"]: s
+        for s in json.loads((synth / "synthetic.json").read_text(encoding="utf-8"))["scans"]
+    }
     for uid, (scan, lungs, nodules) in scans.items():
         assert scan.seriesuid == uid and scan.array.dtype == np.int16
         assert list(scan.shape) == meta[uid]["shape_zyx"]
@@ -248,7 +253,7 @@ def test_synth_command(tmp_path):
         app, ["synth", str(out), "--scans", "1", "--size", "tiny", "--seed", "2", "--overwrite"]
     )
     assert replaced.exit_code == 0, replaced.output
-    assert (out / "seriesuids.csv").read_text().strip() == synthetic_uid(2, 0)
+    assert (out / "seriesuids.csv").read_text(encoding="utf-8").strip() == synthetic_uid(2, 0)
 
 
 def test_written_scan_reads_back_voxel_for_voxel(synth):
@@ -343,14 +348,14 @@ def test_a_third_of_the_scans_have_no_nodule(tmp_path):
     root = make_synthetic_luna16(
         tmp_path / "s", n_scans=3, n_subsets=1, size="tiny", progress=False
     )
-    uids = (root / "seriesuids.csv").read_text().split()
+    uids = (root / "seriesuids.csv").read_text(encoding="utf-8").split()
     with_nodules = {r["seriesuid"] for r in _rows(root / "annotations.csv")}
     (empty,) = [u for u in uids if u not in with_nodules]
     assert empty == synthetic_uid(0, 1)
     assert not read_scan(root / "seg-nodules-synthetic" / f"{empty}.mhd").array.any()
     cands = [r for r in _rows(root / "candidates_V2.csv") if r["seriesuid"] == empty]
     assert len(cands) > 60 and all(r["class"] == "0" for r in cands)
-    meta = json.loads((root / "synthetic.json").read_text())
+    meta = json.loads((root / "synthetic.json").read_text(encoding="utf-8"))
     assert meta["counts"]["scans_without_nodules"] == 1
     assert meta["parameters"]["nodule_free_fraction"] == pytest.approx(1 / 3, abs=1e-6)
     with pytest.raises(ValueError, match="nodule_free_fraction must be a number in"):

@@ -114,7 +114,7 @@ def test_detect_a_dicom_folder_writes_no_patient_data(tmp_path, checkpoint):
     marks = pd.read_csv(out)
     assert list(marks.columns) == ["seriesuid", "coordX", "coordY", "coordZ", "probability"]
     assert len(marks) >= 1  # zero marks would make the privacy check below vacuous
-    text = out.read_text()
+    text = out.read_text(encoding="utf-8")
     assert not [needle for needle in series.needles if needle and needle in text]
     assert find_in_tree(out.parent, series.needles) == []
 

@@ -43,10 +43,10 @@ def test_evaluate_a_checkpoint_then_its_predictions(run_and_data, tmp_path):
         assert (out / name).is_file(), name
     predictions = pd.read_csv(out / "predictions.csv")
     assert list(predictions.columns) == ["seriesuid", "coordX", "coordY", "coordZ", "probability"]
-    metrics = json.loads((out / "metrics.json").read_text())
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["counts"]["scans"] == 1  # the held-out subset 1 holds one scan
     # one run, one operating point: the validation's, as test_metrics.json quotes it
-    tested = json.loads((checkpoint.parent / "test_metrics.json").read_text())
+    tested = json.loads((checkpoint.parent / "test_metrics.json").read_text(encoding="utf-8"))
     assert metrics["threshold_source"] == "validation"
     assert metrics["threshold"] == pytest.approx(tested["threshold"])
     assert f"threshold {tested['threshold']:.4g} (validation)" in result.output
@@ -57,9 +57,9 @@ def test_evaluate_a_checkpoint_then_its_predictions(run_and_data, tmp_path):
     )  # fmt: skip
     assert given.exit_code == 0, given.output
     assert "threshold 0.25 (given)" in given.output
-    assert json.loads((tmp_path / "given" / "metrics.json").read_text())["threshold_source"] == (
-        "given"
-    )
+    assert json.loads((tmp_path / "given" / "metrics.json").read_text(encoding="utf-8"))[
+        "threshold_source"
+    ] == ("given")
     # the same file scored as a submission gives the same CPM
     again = CliRunner().invoke(
         app, ["evaluate", "--predictions", str(out / "predictions.csv"), "--data", str(root),

@@ -206,7 +206,7 @@ def test_scan_table_and_diameter_columns(data):
         cache = _build(with_diameter, table, out)
     assert cache.index["subset"].tolist() == [7, 8, 7, 8]
     assert cache.index["diameter_mm"].tolist()[::2] == [5.0, 3.0]
-    params = json.loads((out / "params.json").read_text())
+    params = json.loads((out / "params.json").read_text(encoding="utf-8"))
     assert params["data"] == cache.folder.name
 
 
@@ -280,7 +280,7 @@ def test_kill_during_the_final_step_leaves_no_temporary_after_the_next_build(dat
 
 def _alive(pid: int) -> bool:
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        state = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8").rsplit(")", 1)[1].split()[0]
     except (FileNotFoundError, ProcessLookupError):
         return False
     return state != "Z"  # an orphaned zombie nobody reaped has finished
@@ -373,7 +373,7 @@ def test_a_reader_keeps_its_crops_while_other_parameters_are_built(data):
 
 
 def _fp(out: Path) -> str:
-    return json.loads((out / "params.json").read_text())["fingerprint"][:16]
+    return json.loads((out / "params.json").read_text(encoding="utf-8"))["fingerprint"][:16]
 
 
 def test_a_cache_folder_of_another_user_says_whose_and_how_to_fix_it(data, monkeypatch):

@@ -46,7 +46,7 @@ def test_voila_serves_this_machine_only_and_shows_no_code():
 
 
 def test_the_notebook_only_calls_the_package():
-    cells = json.loads(NOTEBOOK.read_text())["cells"]
+    cells = json.loads(NOTEBOOK.read_text(encoding="utf-8"))["cells"]
     code = [c for c in cells if c["cell_type"] == "code"]
     assert len(code) == 1 and not code[0]["outputs"]
     source = "".join(code[0]["source"])

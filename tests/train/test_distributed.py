@@ -78,7 +78,7 @@ def _worker(rank: int, world_size: int, port: int, folder: str) -> None:
 
 def test_two_gloo_processes_split_the_data_and_only_rank0_writes(tmp_path):
     mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
-    seen = [json.loads((tmp_path / f"seen{r}.json").read_text()) for r in range(2)]
+    seen = [json.loads((tmp_path / f"seen{r}.json").read_text(encoding="utf-8")) for r in range(2)]
     assert set(seen[0]["seen"]).isdisjoint(seen[1]["seen"])
     assert len(seen[0]["seen"]) == len(seen[1]["seen"]) == 3 * 96  # 3 epochs x 192 / 2
     assert {p.name for p in (tmp_path / "rank0").iterdir()} >= {

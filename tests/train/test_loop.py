@@ -58,7 +58,7 @@ def test_fit_learns_and_writes_the_run_folder(fake_cache, tmp_path):
     assert frame["val_auc"].iloc[-1] >= 0.95
     assert frame["train_loss"].iloc[-1] < frame["train_loss"].iloc[0]
     assert {"best.pt", "last.pt", "config.json", "metrics.csv"} <= {p.name for p in run.iterdir()}
-    assert json.loads((run / "config.json").read_text())["epochs"] == 3
+    assert json.loads((run / "config.json").read_text(encoding="utf-8"))["epochs"] == 3
     assert (run.stat().st_mode & 0o777) == 0o700
     assert result.best_epoch == int(frame["val_auc"].idxmax())
     assert load_checkpoint(run / "best.pt")["epoch"] == result.best_epoch

@@ -26,7 +26,7 @@ def test_resuming_with_more_epochs_trains_them(fake_cache, tmp_path, schedule, c
         _config(tmp_path, epochs=2, schedule=schedule, resume=str(last)), *_datasets(fake_cache)
     )
     assert result.metrics["epoch"].tolist() == [0, 1]
-    assert json.loads((tmp_path / "run" / "config.json").read_text())["epochs"] == 2
+    assert json.loads((tmp_path / "run" / "config.json").read_text(encoding="utf-8"))["epochs"] == 2
     assert "planned again over 2 epochs and continues at step 6 of 12" in capsys.readouterr().out
     planned = fit(_config(tmp_path, "two", epochs=2, schedule=schedule), *_datasets(fake_cache))
     # the added epoch follows the 2-epoch schedule exactly
@@ -35,18 +35,18 @@ def test_resuming_with_more_epochs_trains_them(fake_cache, tmp_path, schedule, c
 
 def test_resuming_with_fewer_epochs_is_refused_before_anything_is_written(fake_cache, tmp_path):
     fit(_config(tmp_path, epochs=2), *_datasets(fake_cache))
-    config_json = (tmp_path / "run" / "config.json").read_text()
+    config_json = (tmp_path / "run" / "config.json").read_text(encoding="utf-8")
     with pytest.raises(CheckpointError, match=r"already trained 2 epochs and --epochs is 1"):
         fit(
             _config(tmp_path, epochs=1, resume=str(tmp_path / "run" / "last.pt")),
             *_datasets(fake_cache),
         )
-    assert (tmp_path / "run" / "config.json").read_text() == config_json
+    assert (tmp_path / "run" / "config.json").read_text(encoding="utf-8") == config_json
 
 
 def test_resuming_with_other_model_options_names_them_in_one_line(fake_cache, tmp_path):
     fit(_config(tmp_path, epochs=1), *_datasets(fake_cache))
-    config_json = (tmp_path / "run" / "config.json").read_text()
+    config_json = (tmp_path / "run" / "config.json").read_text(encoding="utf-8")
     with pytest.raises(CheckpointError) as caught:
         fit(
             _config(
@@ -60,7 +60,7 @@ def test_resuming_with_other_model_options_names_them_in_one_line(fake_cache, tm
     assert "\n" not in message
     assert "holds a model with other options" in message
     assert "model_options.channels: [4, 8, 16] in the checkpoint, [4, 8] here" in message
-    assert (tmp_path / "run" / "config.json").read_text() == config_json
+    assert (tmp_path / "run" / "config.json").read_text(encoding="utf-8") == config_json
 
 
 def test_cosine_schedule_resumes_exactly(fake_cache, tmp_path):
@@ -97,7 +97,7 @@ def test_warmup_cosine_is_the_old_hand_written_schedule(total, fraction):
 def test_checkpoints_carry_a_sha256_that_a_flipped_byte_fails(fake_cache, tmp_path):
     fit(_config(tmp_path, epochs=1), *_datasets(fake_cache))
     best = tmp_path / "run" / "best.pt"
-    recorded = checksum_path(best).read_text().split()
+    recorded = checksum_path(best).read_text(encoding="utf-8").split()
     assert recorded == [sha256_of(best), "best.pt"]
     data = bytearray(best.read_bytes())
     data[len(data) // 2] ^= 0x01

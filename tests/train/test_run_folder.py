@@ -30,7 +30,9 @@ def test_overwrite_replaces_the_run_and_drops_old_test_metrics(fake_cache, tmp_p
     (tmp_path / "run" / "notes.txt").write_text("mine")
     fit(_config(tmp_path, epochs=1, overwrite=True), train, val)  # no test split this time
     assert not (tmp_path / "run" / "test_metrics.json").exists()
-    assert (tmp_path / "run" / "notes.txt").read_text() == "mine"  # not a run file: kept
+    assert (tmp_path / "run" / "notes.txt").read_text(
+        encoding="utf-8"
+    ) == "mine"  # not a run file: kept
 
 
 def test_a_folder_with_only_the_crop_cache_is_not_refused(fake_cache, tmp_path):

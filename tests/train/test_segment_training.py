@@ -82,7 +82,7 @@ def test_command_writes_val_dice_and_best_checkpoint_and_says_the_model(root, tm
     assert "val_dice" in metrics.columns and metrics["val_dice"].between(0, 1).all()
     assert "val_auc" not in metrics.columns  # no empty classifier columns
     assert "val Dice" in result.output and "best val Dice" in result.output
-    assert json.loads((out / "config.json").read_text())["model"] == "unet"
+    assert json.loads((out / "config.json").read_text(encoding="utf-8"))["model"] == "unet"
     checkpoint = torch.load(out / "best.pt", weights_only=False)
     assert checkpoint["config"]["task"] == "segment"
 

@@ -29,7 +29,7 @@ def _probabilities(model, dataset):
 def test_the_test_split_is_scored_at_the_validation_threshold(fake_cache, tmp_path):
     train, val, test = _three_splits(fake_cache)
     result = fit(_config(tmp_path, epochs=2), train, val, test_dataset=test)
-    saved = json.loads((tmp_path / "run" / "test_metrics.json").read_text())
+    saved = json.loads((tmp_path / "run" / "test_metrics.json").read_text(encoding="utf-8"))
     assert saved["threshold_source"] == "validation"
     assert json.dumps(saved) == json.dumps(result.test_metrics)
     # the threshold is the one validation chose with the best weights, not the test's own

@@ -206,7 +206,9 @@ def test_dicom_folder_without_ct(mr_folder: Path) -> None:
 def test_luna_root_whose_tables_name_no_scan_on_disk(luna_root: Path, tmp_path: Path) -> None:
     bare = tmp_path / "tables-only"
     bare.mkdir()
-    (bare / "annotations.csv").write_text((luna_root / "annotations.csv").read_text())
+    (bare / "annotations.csv").write_text(
+        (luna_root / "annotations.csv").read_text(encoding="utf-8")
+    )
     widget = ScanBrowser(bare)
     assert "none is on disk" in widget.last_error
     with pytest.raises(ScanReadError, match="none is on disk"):

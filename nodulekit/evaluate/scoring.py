@@ -17,22 +17,11 @@ from nodulekit.errors import CheckpointError
 
 
 def load_model(checkpoint: str | os.PathLike, *, device: str = "auto") -> tuple[Any, dict]:
-    """The checkpoint's model (eval mode, on ``device``) and its training config (a dict)."""
-    from nodulekit.models import build_model
-    from nodulekit.train.checkpoint import load_checkpoint
-    from nodulekit.train.loop import resolve_device
+    """`nodulekit.train.checkpoint.load_model` (imported on call: this module stays torch-free
+    until something is scored)."""
+    from nodulekit.train.checkpoint import load_model as load
 
-    payload = load_checkpoint(checkpoint)
-    config = dict(payload["config"])
-    try:
-        model = build_model(config.get("model", "cnn"), **config.get("model_options", {}))
-        model.load_state_dict(payload["model"])
-    except (RuntimeError, ValueError, TypeError) as error:
-        raise CheckpointError(
-            f"checkpoint {checkpoint}: its weights do not fit model {config.get('model')!r} "
-            f"with options {config.get('model_options')} ({str(error)[:200]})"
-        ) from error
-    return model.to(resolve_device(device)).eval(), config
+    return load(checkpoint, device=device)
 
 
 def crop_geometry(

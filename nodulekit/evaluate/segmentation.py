@@ -171,7 +171,8 @@ def load_segmenter(checkpoint: str | os.PathLike, *, device: str = "auto") -> tu
     model, config = load_model(checkpoint, device=device)
     if config.get("model") not in SEGMENTATION_MODELS:
         raise CheckpointError(
-            f"{checkpoint} holds model {config.get('model')!r}, a classifier; a segmenter is a "
+            f"{checkpoint} holds model {config.get('model')!r}, a classifier, not a U-Net; a "
+            "segmenter is a "
             f"U-Net trained with `nodulekit train --task segment` (models {list(SEGMENTATION_MODELS)})"
         )
     return model, config

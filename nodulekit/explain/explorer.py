@@ -182,7 +182,9 @@ class CandidateExplanations:
         The checkpoint's config gives ``crop_size_mm`` and ``crop_shape`` (see ``config`` of
         the constructor); ``kwargs`` as the constructor (``crops``, ``data_root``, ...).
         """
-        model, config = load_checkpoint_model(checkpoint, device=kwargs.get("device", "auto"))
+        from nodulekit.train.checkpoint import load_model
+
+        model, config = load_model(checkpoint, device=kwargs.get("device", "auto"))
         return cls(model, table, config=config, **kwargs)
 
     @property
@@ -421,25 +423,3 @@ def nifti_bytes(array: np.ndarray, like: Any) -> bytes:
         path = Path(folder) / "volume.nii"
         sitk.WriteImage(image, str(path))
         return path.read_bytes()
-
-
-def load_checkpoint_model(
-    checkpoint: str | Path, *, device: str = "auto"
-) -> tuple[nn.Module, dict[str, Any]]:
-    """The model of a training checkpoint (eval mode, on ``device``) and its config (a dict)."""
-    from nodulekit.errors import CheckpointError
-    from nodulekit.models import build_model
-    from nodulekit.train.checkpoint import load_checkpoint
-    from nodulekit.train.loop import resolve_device
-
-    payload = load_checkpoint(checkpoint)
-    config = dict(payload["config"])
-    try:
-        model = build_model(config.get("model", "default"), **config.get("model_options", {}))
-        model.load_state_dict(payload["model"])
-    except (RuntimeError, ValueError, TypeError) as error:
-        raise CheckpointError(
-            f"checkpoint {checkpoint}: its weights do not fit model {config.get('model')!r} "
-            f"with options {config.get('model_options')} ({str(error)[:200]})"
-        ) from error
-    return model.to(resolve_device(device)).eval(), config

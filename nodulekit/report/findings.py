@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nodulekit.errors import CheckpointError, NodulekitError
+from nodulekit.errors import NodulekitError
 from nodulekit.report.anatomy import lobe_at, lung_side
 
 COORDS = ["coordX", "coordY", "coordZ"]
@@ -68,39 +68,11 @@ def marks_of_scan(
 
 
 def load_segmenter(checkpoint: str | os.PathLike, *, device: str = "auto") -> Any:
-    """The U-Net of a segmentation checkpoint (config ``model`` ``"unet"`` or ``"unet3d"``),
-    in eval mode.
+    """The U-Net of a segmentation checkpoint, in eval mode
+    (`nodulekit.evaluate.segmentation.load_segmenter` without the config)."""
+    from nodulekit.evaluate.segmentation import load_segmenter as load
 
-    Built by `nodulekit.models.build_model` where it lists the U-Nets
-    (``SEGMENTATION_MODELS``); otherwise (adapter, older models layer) straight from
-    `nodulekit.models.unet.NoduleUNet` with the checkpoint's ``model_options``.
-    """
-    from nodulekit import models
-    from nodulekit.models.unet import NoduleUNet
-    from nodulekit.train.checkpoint import load_checkpoint
-    from nodulekit.train.loop import resolve_device
-
-    payload = load_checkpoint(checkpoint)
-    config = dict(payload["config"])
-    name = str(config.get("model", "")).lower()
-    options = dict(config.get("model_options") or {})
-    if name not in ("unet", "unet3d"):
-        raise CheckpointError(
-            f"{checkpoint} holds a {config.get('model')!r} model, not a U-Net; "
-            "--segmentation takes a checkpoint of the segmentation run (model 'unet')"
-        )
-    try:
-        if name in getattr(models, "SEGMENTATION_MODELS", ()):
-            model = models.build_model(name, **options)
-        else:
-            model = NoduleUNet(**({"dims": 3} if name == "unet3d" else {}), **options)
-        model.load_state_dict(payload["model"])
-    except (RuntimeError, TypeError, ValueError) as error:
-        raise CheckpointError(
-            f"{checkpoint}: its weights do not fit a U-Net with options "
-            f"{options} ({str(error)[:200]})"
-        ) from error
-    return model.to(resolve_device(device)).eval()
+    return load(checkpoint, device=device)[0]
 
 
 def segmented_diameter_mm(

@@ -213,3 +213,29 @@ def load_checkpoint(
             f"nodulekit reads ({VERSION}); upgrade nodulekit"
         )
     return payload
+
+
+def load_model(checkpoint: str | os.PathLike, *, device: str = "auto") -> tuple[Any, dict]:
+    """The checkpoint's model (eval mode, on ``device``) and its training config (a dict).
+
+    The one place a model is rebuilt from a checkpoint (evaluation, explanations, the report).
+
+    Raises
+    ------
+    CheckpointError
+        The weights do not fit the model and options the checkpoint's config names.
+    """
+    from nodulekit.models import build_model
+    from nodulekit.train.loop import resolve_device
+
+    payload = load_checkpoint(checkpoint)
+    config = dict(payload["config"])
+    try:
+        model = build_model(config.get("model", "cnn"), **config.get("model_options", {}))
+        model.load_state_dict(payload["model"])
+    except (RuntimeError, ValueError, TypeError) as error:
+        raise CheckpointError(
+            f"checkpoint {checkpoint}: its weights do not fit model {config.get('model')!r} "
+            f"with options {config.get('model_options')} ({str(error)[:200]})"
+        ) from error
+    return model.to(resolve_device(device)).eval(), config

@@ -20,9 +20,10 @@ and evaluates. The demo only calls the library: `nodulekit.train`, `nodulekit.ev
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,18 +125,16 @@ def _cpu_seconds() -> float:
 
 
 class StageClock:
-    """Wall-clock and CPU seconds per stage: `start` one, `lap` it with its name."""
+    """Wall-clock and CPU seconds per stage: ``with clock.stage(name): ...``."""
 
     def __init__(self) -> None:
         self.wall: dict[str, float] = {}
         self.cpu: dict[str, float] = {}
-        self._start = (time.perf_counter(), _cpu_seconds())
 
-    def start(self) -> None:
-        self._start = (time.perf_counter(), _cpu_seconds())
-
-    def lap(self, name: str) -> None:
-        wall, cpu = self._start
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        wall, cpu = time.perf_counter(), _cpu_seconds()
+        yield
         self.wall[name] = round(time.perf_counter() - wall, 2)
         self.cpu[name] = round(_cpu_seconds() - cpu, 2)
 
@@ -411,69 +410,47 @@ def run_demo(
     (out_dir / "figures").mkdir(exist_ok=True, mode=0o700)
     clock = StageClock()
 
-    clock.start()
-    data_dir = data_stage(out_dir, data, n_scans=n_scans, seed=seed, size=size,
-                          workers=workers, progress=progress, echo=echo)  # fmt: skip
-    clock.lap("synthesise")
-    options: dict[str, Any] = {
-        "data": str(data_dir),
-        "out": str(out_dir / "run"),
-        "seed": seed,
-        "device": device,
-        "progress": progress,
-        "threads": threads,
-        "cache_workers": workers,
-        "quiet": quiet,
-        "overwrite": True,  # out_dir/run is the demo's own run folder
-        **({"epochs": epochs} if epochs is not None else {}),
-        **(train_options or {}),
-    }
-    config = TrainConfig(**options)
-
-    clock.start()
-    echo("[2/7] crop cache: cropping every candidate around its world position")
-    cache = open_or_build_cache(config, progress=bool(progress))
-    clock.lap("cache")
+    with clock.stage("synthesise"):
+        data_dir = data_stage(out_dir, data, n_scans=n_scans, seed=seed, size=size,
+                              workers=workers, progress=progress, echo=echo)  # fmt: skip
+    config = TrainConfig(
+        data=str(data_dir), out=str(out_dir / "run"), seed=seed, device=device,
+        progress=progress, threads=threads, cache_workers=workers, quiet=quiet,
+        overwrite=True,  # out_dir/run is the demo's own run folder
+        **({"epochs": epochs} if epochs is not None else {}), **(train_options or {}),
+    )  # fmt: skip
+    with clock.stage("cache"):
+        echo("[2/7] crop cache: cropping every candidate around its world position")
+        cache = open_or_build_cache(config, progress=bool(progress))
     echo(f"      {len(cache)} crops of {config.crop_size_mm:g} mm, shape {config.crop_shape}")
-
-    clock.start()
-    echo(f"[3/7] training {config.model!r} for up to {config.epochs} epochs")
-    result = train(config)
-    clock.lap("train")
+    with clock.stage("train"):
+        echo(f"[3/7] training {config.model!r} for up to {config.epochs} epochs")
+        result = train(config)
 
     checkpoint = Path(result.best_checkpoint or Path(result.run_dir) / "last.pt")
     from_validation = result.test_metrics.get("threshold_source") == "validation"
     threshold = float(result.test_metrics["threshold"]) if from_validation else 0.5
-    clock.start()
-    echo(f"[4/7] evaluating on the held-out scans ({n_resamples} bootstrap resamples)")
-    evaluation, figures = evaluate_stage(
-        checkpoint, data_dir, out_dir, threshold=threshold, n_resamples=n_resamples,
-        seed=seed, device=device, cache_workers=config.cache_workers,
-    )  # fmt: skip
-    clock.lap("evaluate")
+    with clock.stage("evaluate"):
+        echo(f"[4/7] evaluating on the held-out scans ({n_resamples} bootstrap resamples)")
+        evaluation, figures = evaluate_stage(
+            checkpoint, data_dir, out_dir, threshold=threshold, n_resamples=n_resamples,
+            seed=seed, device=device, cache_workers=config.cache_workers,
+        )  # fmt: skip
     predictions = read_predictions(out_dir / "evaluation" / "predictions.csv")
-
-    clock.start()
-    findings = top_findings(predictions, explain_top)
-    sanity = None
-    if len(findings):
-        echo(f"[5/7] explaining the top {len(findings)} held-out findings (Grad-CAM)")
-        explained = out_dir / "figures" / "explanations.png"
-        sanity = explain_stage(checkpoint, data_dir, findings, explained, device=device)
-        figures.append(explained)
-    clock.lap("explain")
-
-    clock.start()
-    echo("[6/7] report of the held-out scan with the most findings")
-    report = report_stage(
-        checkpoint, data_dir, predictions, out_dir, threshold=threshold, device=device
-    )
-    clock.lap("report")
-
-    clock.start()
-    echo("[7/7] figures and summary")
-    curves = curves_stage(result, out_dir / "figures" / "training_curves.png")
-    clock.lap("summary")
+    findings, sanity = top_findings(predictions, explain_top), None
+    with clock.stage("explain"):
+        if len(findings):
+            echo(f"[5/7] explaining the top {len(findings)} held-out findings (Grad-CAM)")
+            figures.append(out_dir / "figures" / "explanations.png")
+            sanity = explain_stage(checkpoint, data_dir, findings, figures[-1], device=device)
+    with clock.stage("report"):
+        echo("[6/7] report of the held-out scan with the most findings")
+        report = report_stage(
+            checkpoint, data_dir, predictions, out_dir, threshold=threshold, device=device
+        )
+    with clock.stage("summary"):
+        echo("[7/7] figures and summary")
+        curves = curves_stage(result, out_dir / "figures" / "training_curves.png")
 
     demo = _demo_result(out_dir, data_dir, result, [curves, *figures], clock, evaluation,
                         n_resamples, findings, sanity, report)  # fmt: skip

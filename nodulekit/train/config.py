@@ -1,18 +1,16 @@
-"""`TrainConfig`: every option of a training run, and the command-line parser made from it.
+"""`TrainConfig`: every option of a training run, with the help text of each.
 
 The command line (``nodulekit train`` and ``torchrun -m nodulekit.train``) is generated from
-the dataclass, so the Python API and the CLI always have the same options: field ``batch_size``
-is ``--batch-size``, a bool ``augment`` is ``--augment/--no-augment``, a tuple takes several
-values (``--val-subsets 8 9``), a dict takes JSON (``--model-options '{"channels": [8, 16]}'``).
+the dataclass by `nodulekit.train.__main__` (typer), so the Python API and the CLI always have
+the same options: field ``batch_size`` is ``--batch-size``, a bool ``augment`` is
+``--augment/--no-augment``, a tuple takes several values (``--val-subsets 8 9``), a dict takes
+JSON (``--model-options '{"channels": [8, 16]}'``).
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,56 +141,3 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown TrainConfig options {unknown}; known: {sorted(known)}")
         return cls(**values)
-
-
-def _base_type(annotation: Any) -> tuple[Any, bool]:
-    """(type without None, whether None was allowed)."""
-    args = typing.get_args(annotation)
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(None) in args:
-        rest = [a for a in args if a is not type(None)]
-        return rest[0], True
-    return annotation, False
-
-
-def option_name(field_name: str) -> str:
-    """``batch_size`` -> ``--batch-size``."""
-    return "--" + field_name.replace("_", "-")
-
-
-def build_parser(prog: str = "nodulekit train") -> argparse.ArgumentParser:
-    """An argparse parser with one option per `TrainConfig` field."""
-    parser = argparse.ArgumentParser(
-        prog=prog,
-        description=(
-            "Train a nodule classifier on candidate crops of a LUNA16-layout data set, or "
-            "(--task segment) a nodule segmentation U-Net on its nodule masks."
-        ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    hints = typing.get_type_hints(TrainConfig)
-    for f in dataclasses.fields(TrainConfig):
-        kind, _ = _base_type(hints[f.name])
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        options: dict[str, Any] = {"default": default, "help": f.metadata.get("help", "")}
-        if kind is bool:
-            options["action"] = argparse.BooleanOptionalAction
-        elif typing.get_origin(kind) is tuple:
-            options.update(nargs="*", type=int)
-        elif kind is dict:
-            options["type"] = json.loads
-            options["metavar"] = "JSON"
-        else:
-            options["type"] = kind
-        parser.add_argument(option_name(f.name), dest=f.name, **options)
-    return parser
-
-
-def parse_config(argv: list[str] | None = None, *, prog: str = "nodulekit train") -> TrainConfig:
-    """`TrainConfig` from command-line arguments."""
-    parser = build_parser(prog)
-    namespace = parser.parse_args(argv)
-    try:
-        return TrainConfig(**vars(namespace))
-    except ValueError as error:
-        parser.error(str(error))  # exits with status 2 and the usage line
-        raise  # pragma: no cover

@@ -140,14 +140,19 @@ class StageClock:
 
 
 def _synthetic_is_current(data_dir: Path, n_scans: int, seed: int, size: str) -> bool:
+    """Whether ``data_dir`` holds the set this generator version makes with these options."""
+    from nodulekit.data.synthetic import GENERATOR_VERSION
+
     meta = data_dir / "synthetic.json"
     if not meta.is_file():
         return False
     try:
-        params = json.loads(meta.read_text(encoding="utf-8")).get("parameters", {})
+        facts = json.loads(meta.read_text(encoding="utf-8"))
     except json.JSONDecodeError:
         return False
-    return (params.get("n_scans"), params.get("seed"), params.get("size")) == (n_scans, seed, size)
+    params = facts.get("parameters", {})
+    made = (facts.get("generator_version"), params.get("n_scans"), params.get("seed"))
+    return (*made, params.get("size")) == (GENERATOR_VERSION, n_scans, seed, size)
 
 
 def evaluate_stage(

@@ -196,6 +196,19 @@ def synth(
     negatives_per_nodule: Annotated[
         int, typer.Option(help="Class-0 candidate rows per nodule.")
     ] = 30,
+    nodules_per_scan: Annotated[
+        tuple[int, int],
+        typer.Option(
+            metavar="LOW HIGH", help="Nodules (>= 3 mm) in a scan that has some, from LOW to HIGH."
+        ),
+    ] = (2, 5),
+    nodule_free_fraction: Annotated[
+        float,
+        typer.Option(
+            help="Share of scans without any nodule, in [0, 1) (LUNA16: 287 of 888).",
+            show_default="1/3",
+        ),
+    ] = 1 / 3,
     workers: Annotated[int, typer.Option(help="Processes to draw scans in.")] = 1,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace a synthetic set already in OUT_DIR.")
@@ -218,6 +231,8 @@ def synth(
             size=size,
             n_subsets=subsets,
             negatives_per_nodule=negatives_per_nodule,
+            nodules_per_scan=nodules_per_scan,
+            nodule_free_fraction=nodule_free_fraction,
             workers=workers,
             overwrite=overwrite,
         )
@@ -228,7 +243,10 @@ def synth(
     n_subsets = meta["parameters"]["n_subsets"]
     size_mb = sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) / 2**20
     typer.echo(f"wrote {root} in {time.perf_counter() - start:.1f} s ({size_mb:.0f} MiB)")
-    typer.echo(f"  subset0..subset{n_subsets - 1}/   {counts['scans']} scans (.mhd + .raw)")
+    typer.echo(
+        f"  subset0..subset{n_subsets - 1}/   {counts['scans']} scans (.mhd + .raw), "
+        f"{counts['scans_without_nodules']} without nodules"
+    )
     typer.echo(f"  annotations.csv           {counts['nodules']} nodules")
     typer.echo(f"  annotations_excluded.csv  {counts['excluded']} findings")
     typer.echo(

@@ -103,3 +103,37 @@ def test_a_closed_pipe_is_not_reported_as_an_error():
     result = CliRunner().invoke(piped, ["show"])
     assert result.exit_code == 1  # click's own quiet exit for a closed pipe
     assert "error:" not in result.output and "Broken pipe" not in result.output
+
+
+def test_synth_takes_the_share_of_nodule_free_scans_and_nodules_per_scan(tmp_path):
+    import json
+
+    args = ["synth", str(tmp_path / "d"), "--scans", "4", "--subsets", "2", "--size", "tiny"]
+    result = CliRunner().invoke(app, [*args, "--nodules-per-scan", "1", "1"])
+    assert result.exit_code == 0, result.output
+    meta = json.loads((tmp_path / "d" / "synthetic.json").read_text(encoding="utf-8"))
+    assert meta["parameters"]["nodules_per_scan"] == [1, 1]
+    # by default (1/3) the second scan of each subset is nodule-free; one nodule in the others
+    assert (meta["counts"]["scans_without_nodules"], meta["counts"]["nodules"]) == (2, 2)
+    assert "4 scans (.mhd + .raw), 2 without nodules" in result.output
+    readme = (tmp_path / "d" / "README.txt").read_text(encoding="utf-8")
+    assert "--nodules-per-scan 1 1 --nodule-free-fraction 0.333333" in readme  # to recreate it
+    again = [*args, "--nodule-free-fraction", "0", "--nodules-per-scan", "2", "2", "--overwrite"]
+    result = CliRunner().invoke(app, again)
+    assert result.exit_code == 0, result.output
+    meta = json.loads((tmp_path / "d" / "synthetic.json").read_text(encoding="utf-8"))
+    assert meta["parameters"]["nodule_free_fraction"] == 0.0
+    assert (meta["counts"]["scans_without_nodules"], meta["counts"]["nodules"]) == (0, 8)
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [(["--nodule-free-fraction", "1"], "nodule_free_fraction must be a number in [0, 1), not 1.0"),
+     (["--nodules-per-scan", "3", "1"],
+      "nodules_per_scan must be (low, high) with 1 <= low <= high, not (3, 1)")],
+)  # fmt: skip
+def test_synth_refuses_what_the_library_refuses_with_its_message(tmp_path, option, message):
+    result = CliRunner().invoke(app, ["synth", str(tmp_path / "d"), "--scans", "2", *option])
+    assert result.exit_code == 2
+    assert result.output.strip() == f"error: {message}"
+    assert not (tmp_path / "d").exists()  # refused before anything is written

@@ -324,5 +324,7 @@ def _readme(params: dict, counts: dict) -> str:
         "synthetic.json            the same facts, machine-readable\n\n"
         f"Recreate: nodulekit synth OUT_DIR --scans {params['n_scans']} --seed {params['seed']} "
         f"--size {params['size']} --subsets {params['n_subsets']} "
-        f"--negatives-per-nodule {params['negatives_per_nodule']}\n"
+        f"--negatives-per-nodule {params['negatives_per_nodule']} --nodules-per-scan "
+        f"{' '.join(map(str, params['nodules_per_scan']))} "
+        f"--nodule-free-fraction {params['nodule_free_fraction']}\n"
     )

@@ -47,7 +47,12 @@ def metrics_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 class MetricsFile:
-    """Rewrites ``metrics.csv`` (atomically) with the whole history after each epoch."""
+    """Rewrites ``metrics.csv`` (atomically) with the whole history after each epoch.
+
+    Its ``epoch`` column counts from 0 (as `TrainResult.best_epoch` and the callbacks' rows
+    do); what a person reads counts from 1: the progress line, `TrainingMonitor` and
+    `nodulekit.viz.training.training_curves_figure` show the file's epoch 0 as epoch 1.
+    """
 
     def __init__(self, trainer: Trainer) -> None:
         self.trainer = trainer

@@ -27,15 +27,19 @@ def training_curves_figure(
     title: str | None = None,
     figsize: tuple[float, float] = (9.0, 3.4),
 ) -> Figure:
-    """Loss (train and validation) and validation metrics against the epoch.
+    """Loss (train and validation) and validation metrics against the epoch, counted from 1.
 
     Parameters
     ----------
     metrics : DataFrame
-        Rows of ``metrics.csv``: ``epoch``, ``train_loss``, ``val_loss`` and any of the
-        ``val_*`` columns in `METRICS`. May be empty (the axes are drawn without lines).
+        Rows of ``metrics.csv`` as they are: ``epoch`` (counted from 0 in the file),
+        ``train_loss``, ``val_loss`` and any of the ``val_*`` columns in `METRICS`. May be
+        empty (the axes are drawn without lines). The x axis counts epochs from 1, as the
+        progress line ("epoch 1/10") and `TrainingMonitor` do: the file's epoch 0 is drawn at 1.
     best_epoch : int, optional
-        Marked with a dashed vertical line (default: the epoch of the highest ``val_auc``).
+        0-based like the file's ``epoch`` (`TrainResult.best_epoch`), marked with a dashed
+        vertical line at ``best_epoch + 1`` (default: the epoch of the highest ``val_auc``, or
+        ``val_dice`` for a segmentation run).
     title : str, optional
         Figure title.
 
@@ -50,7 +54,7 @@ def training_curves_figure(
     loss_ax, metric_ax = fig.subplots(1, 2)
     has_rows = len(metrics) > 0 and "epoch" in metrics
     if has_rows:
-        epochs = metrics["epoch"].to_numpy()
+        epochs = metrics["epoch"].to_numpy() + 1  # what a person reads counts from 1
         for column, label in (("train_loss", "train"), ("val_loss", "validation")):
             if column in metrics:
                 loss_ax.plot(epochs, metrics[column].to_numpy(), marker="o", ms=3, label=label)
@@ -62,7 +66,7 @@ def training_curves_figure(
             best_epoch = int(metrics.loc[metrics[monitor].idxmax(), "epoch"])
         if best_epoch is not None:
             for ax in (loss_ax, metric_ax):
-                ax.axvline(best_epoch, color="0.5", ls="--", lw=1)
+                ax.axvline(best_epoch + 1, color="0.5", ls="--", lw=1)
         loss_ax.legend(fontsize=8)
         metric_ax.legend(fontsize=8, loc="lower right")
     loss_name = "Dice + BCE loss" if "val_dice" in metrics else "BCE loss"

@@ -24,9 +24,18 @@ def test_two_panels_with_one_line_per_column():
     assert [line.get_label() for line in loss_ax.get_lines()[:2]] == ["train", "validation"]
     labels = [line.get_label() for line in metric_ax.get_lines()]
     assert labels[:3] == ["ROC AUC", "average precision", "F1 @ 0.5"]
-    # the best epoch (highest AUC: epoch 1) is marked by a vertical line in both panels
-    assert list(metric_ax.get_lines()[-1].get_xdata()) == [1, 1]
+    # the best epoch (highest AUC: the file's epoch 1, the second) is marked in both panels
+    assert list(metric_ax.get_lines()[-1].get_xdata()) == [2, 2]
     assert list(loss_ax.get_lines()[0].get_ydata()) == [0.7, 0.5, 0.4]
+
+
+def test_epochs_are_drawn_counting_from_1_as_the_progress_line_says():
+    fig = training_curves_figure(ROWS, best_epoch=0)  # metrics.csv's first epoch is 0
+    loss_ax, metric_ax = fig.axes
+    for line in [*loss_ax.get_lines()[:2], *metric_ax.get_lines()[:3]]:
+        assert list(line.get_xdata()) == [1, 2, 3]
+    assert list(loss_ax.get_lines()[-1].get_xdata()) == [1, 1]  # best epoch 0 is "epoch 1"
+    assert loss_ax.get_xlabel() == "epoch"
 
 
 def test_empty_history_draws_empty_axes_and_png():

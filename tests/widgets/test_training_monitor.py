@@ -85,8 +85,20 @@ def test_monitor_as_a_callback_in_fit(fake_cache_for_widgets, tmp_path):
         CandidateDataset(cache, splits["val"]),
         callbacks=[monitor],
     )
-    assert monitor.history["epoch"].tolist() == [0, 1]
+    assert monitor.history["epoch"].tolist() == [0, 1]  # the metrics.csv rows, 0-based
     assert monitor.finished and "done" in _shown(monitor, "HTML").value
+
+
+def test_the_monitor_counts_epochs_from_1_in_its_line_and_its_curves():
+    monitor = TrainingMonitor(display=False)
+    monitor.on_train_begin(type("C", (), {"epochs": 3})())
+    for epoch, auc in enumerate([0.7, 0.9, 0.8]):
+        monitor.on_epoch_end(_row(epoch, auc, 1 if epoch else 0))
+    assert monitor.status.startswith("epoch 3/3") and "(epoch 2)" in monitor.status
+    loss_ax, metric_ax = monitor.figure().axes
+    assert list(loss_ax.get_lines()[0].get_xdata()) == [1, 2, 3]  # train loss per epoch
+    assert list(metric_ax.get_lines()[0].get_xdata()) == [1, 2, 3]  # val AUC
+    assert list(metric_ax.get_lines()[-1].get_xdata()) == [2, 2]  # best: the second epoch
 
 
 def test_a_segmentation_run_shows_its_best_dice_and_draws_it():

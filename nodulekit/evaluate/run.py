@@ -422,12 +422,9 @@ def evaluate_checkpoint(
 
 def _cache_dir(config: dict, data: str | os.PathLike) -> Path:
     """The run's crop cache when it was built from this data root; else training's default
-    (``<data>/.nodulekit-cache``) when the data is writable; else the user's own folder."""
-    from nodulekit.preprocess.cache import user_cache_dir
+    (`nodulekit.train.pipeline.crop_cache_dir`: ``<data>/.nodulekit-cache`` when this user
+    can use it, else the user's own folder)."""
+    from nodulekit.train.pipeline import crop_cache_dir
 
     same_data = config.get("data") and Path(config["data"]).resolve() == Path(data).resolve()
-    if config.get("cache") and same_data:
-        return Path(config["cache"])
-    if os.access(data, os.W_OK):
-        return Path(data) / ".nodulekit-cache"
-    return user_cache_dir(data)
+    return crop_cache_dir(data, config.get("cache") if same_data else None)

@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover - what editors and type checkers see
         luna16_folds,
         nodule_diameters,
         split_by_series,
+        subsets_with_nodules,
     )
     from nodulekit.train.loop import (
         Trainer,
@@ -94,6 +95,7 @@ _LAZY = {
     "Trainer": "nodulekit.train.loop",
     "claim_run_dir": "nodulekit.train.run_dir",
     "checksum_path": "nodulekit.train.checkpoint",
+    "subsets_with_nodules": "nodulekit.train.data",
 }
 
 __all__ = [
@@ -124,6 +126,7 @@ __all__ = [
     "save_checkpoint",
     "sha256_of",
     "split_by_series",
+    "subsets_with_nodules",
     "train",
 ]  # the names of _LAZY (a test checks)
 

@@ -31,8 +31,9 @@ class TrainConfig:
     out: str = _opt("runs/train", "run folder: metrics.csv, config.json, best.pt, last.pt")
     cache: str | None = _opt(
         None,
-        "crop cache folder; default <data>/.nodulekit-cache, or <out>/cache when the data "
-        "root is not writable",
+        "crop cache folder; default <data>/.nodulekit-cache (shared by the runs on that "
+        "data) when you can write it, else your own ~/.cache/nodulekit/crops/<data>-<hash> "
+        "(a read-only data root, or another user's cache there); the run says which",
     )
     task: str = _opt(
         "classify",
@@ -55,13 +56,15 @@ class TrainConfig:
     device: str = _opt("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
     val_subsets: tuple[int, ...] | None = _opt(
         None,
-        "LUNA16 subsets used for validation (default: the one before the last on disk, "
-        "or the last when only two are there: 8 on full LUNA16)",
+        "LUNA16 subsets used for validation; it must hold nodules (default: the one before "
+        "the last of the subsets that hold nodules, or the last when only two do: 8 on full "
+        "LUNA16)",
     )
     test_subsets: tuple[int, ...] | None = _opt(
         None,
-        "LUNA16 subsets held out for the final test (default: the last on disk when three or "
-        "more are there: 9 on full LUNA16; give the option with no value for none)",
+        "LUNA16 subsets held out for the final test (default: the last subset that holds "
+        "nodules when three or more do: 9 on full LUNA16; give the option with no value for "
+        "none)",
     )
     positive_fraction: float = _opt(0.5, "share of nodules in each training epoch")
     samples_per_epoch: int = _opt(1536, "training samples per epoch (all processes together)")

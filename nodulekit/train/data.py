@@ -202,12 +202,21 @@ def choose_splits(
     subsets: Iterable[int],
     val_subsets: Iterable[int] | None = None,
     test_subsets: Iterable[int] | None = None,
+    *,
+    nodule_subsets: Iterable[int] | None = None,
 ) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Validation and test subsets: as given, else the last one or two subsets on disk.
 
     With three or more subsets on disk the last one is the held-out test and the one before
     it validates (subsets 8 and 9 on a full LUNA16 root); with two, the last validates and
     there is no test split.
+
+    ``nodule_subsets`` (the subsets holding at least one positive candidate,
+    `subsets_with_nodules`) makes the defaults the last subsets that hold nodules, so that a
+    small set whose last subsets happen to hold none still validates and tests on nodules;
+    the subsets without nodules then train. A validation split without a nodule is refused
+    (its AUC, best epoch and threshold would mean nothing), as is a set where fewer than two
+    subsets hold nodules (training and validation each need some).
 
     Examples
     --------
@@ -217,6 +226,8 @@ def choose_splits(
     ((1,), ())
     >>> choose_splits([0, 1, 2], val_subsets=[0], test_subsets=[])
     ((0,), ())
+    >>> choose_splits(range(10), nodule_subsets=[0, 1, 2, 3, 4, 5, 6, 7])
+    ((6,), (7,))
     """
     present = sorted({int(s) for s in subsets})
     if val_subsets is None and len(present) < 2:
@@ -225,16 +236,70 @@ def choose_splits(
             "download two or more (`nodulekit download DIR --subsets 0,1`), or give "
             "--val-subsets and --test-subsets"
         )
+    pool = present
+    if nodule_subsets is not None:
+        pool = _holding_nodules(present, nodule_subsets, need_two=val_subsets is None)
     val = (
         tuple(int(s) for s in val_subsets)
         if val_subsets is not None
-        else (present[-2 if len(present) > 2 else -1],)
+        else (pool[-2 if len(pool) > 2 else -1],)
     )
+    if nodule_subsets is not None and not set(val) & set(pool):
+        raise NodulekitError(
+            f"validation subsets {list(val)} hold no nodule (no candidate of class 1): the "
+            "validation AUC, the best epoch and the operating threshold need nodules; choose "
+            f"--val-subsets among the subsets that hold nodules: {pool}"
+        )
     if test_subsets is not None:
         test = tuple(int(s) for s in test_subsets)
     else:
-        test = tuple(present[-1:]) if len(present) > 2 and present[-1] not in val else ()
+        test = tuple(pool[-1:]) if len(pool) > 2 and pool[-1] not in val else ()
     return val, test
+
+
+def _holding_nodules(
+    present: list[int], nodule_subsets: Iterable[int], *, need_two: bool
+) -> list[int]:
+    """The subsets of ``present`` in ``nodule_subsets``: none is refused, and fewer than two
+    when the validation split is to be chosen (one to train, one to validate)."""
+    pool = sorted(set(present) & {int(s) for s in nodule_subsets})
+    if not pool:
+        raise NodulekitError(
+            f"no subset of {present} holds a nodule (no candidate of class 1): training and "
+            "validation need nodules; check the candidates table (its class column), or make "
+            "a synthetic set with nodules (`nodulekit synth`)"
+        )
+    if need_two and len(pool) < 2:
+        raise NodulekitError(
+            f"only subsets {pool} of {present} hold a nodule (a candidate of class 1): "
+            "training and validation each need some; add scans with nodules (more subsets, "
+            "or `nodulekit synth` with more --scans)"
+        )
+    return pool
+
+
+def subsets_with_nodules(
+    candidates: pd.DataFrame, scans: pd.DataFrame | None = None
+) -> tuple[int, ...]:
+    """The subsets holding at least one positive candidate (``class == 1``).
+
+    ``candidates`` has a ``subset`` column (a crop cache's ``index``), or ``scans``
+    (``Luna16(root).scans``: seriesuid, subset) says where each series lies; candidates of
+    series not on disk are left out.
+
+    Examples
+    --------
+    >>> index = pd.DataFrame({"subset": [0, 0, 1, 2], "class": [0, 1, 0, 1]})
+    >>> subsets_with_nodules(index)
+    (0, 2)
+    """
+    positive = candidates[pd.to_numeric(candidates["class"], errors="coerce") == 1]
+    if scans is not None:
+        where = dict(zip(scans["seriesuid"].astype(str), scans["subset"], strict=True))
+        found = positive["seriesuid"].astype(str).map(where).dropna()
+    else:
+        found = positive["subset"]
+    return tuple(sorted({int(s) for s in found}))
 
 
 def luna16_folds(index: pd.DataFrame, fold: int, *, n_folds: int = 10) -> dict[str, np.ndarray]:

@@ -1,12 +1,14 @@
 """`train(config)`: from a LUNA16-layout data root to a trained, checkpointed model.
 
 1. read the data root with `nodulekit.data.Luna16` (scans on disk, ``candidates_V2.csv``);
-2. build or reopen the crop cache (`nodulekit.preprocess.build_crop_cache`), by default in
-   ``<data>/.nodulekit-cache`` (shared by every run on that data), or ``<out>/cache`` when the
-   data root is read-only; a cache built with other crop parameters is rebuilt, never reused;
+2. build or reopen the crop cache (`nodulekit.preprocess.build_crop_cache`) in the folder
+   `crop_cache_dir` chooses (one line says which, unless ``quiet``): ``<data>/.nodulekit-cache``
+   (shared by every run on that data) when this user can use it, else the user's own cache
+   folder (`nodulekit.preprocess.cache.user_cache_dir`); a cache built with other crop
+   parameters is rebuilt beside it, never reused;
 3. split candidates by series: ``val_subsets`` validate, ``test_subsets`` are held out for
-   the final test (by default the last two subsets on disk, `choose_splits`), the other
-   subsets train;
+   the final test (by default the last two subsets on disk that hold nodules,
+   `choose_splits`), the other subsets train;
 4. `nodulekit.train.loop.fit`.
 
 The run folder is checked and locked (`nodulekit.train.run_dir`), and a ``resume`` checkpoint
@@ -31,26 +33,50 @@ from nodulekit.train.data import (
     choose_splits,
     nodule_diameters,
     split_by_series,
+    subsets_with_nodules,
 )
 from nodulekit.train.loop import TrainResult, data_fingerprint, fit, resolve_device
 from nodulekit.train.resume import load_resume_checkpoint
 from nodulekit.train.run_dir import claim_run
 
+SHARED_CACHE_NAME = ".nodulekit-cache"  # the crop cache inside a data root
 
-def default_cache_dir(config: TrainConfig) -> Path:
-    """Where `train` keeps the crop cache when ``config.cache`` is not set."""
-    if config.cache:
-        return Path(config.cache)
-    if config.data and os.access(config.data, os.W_OK):
-        return Path(config.data) / ".nodulekit-cache"
-    return Path(config.out) / "cache"
+
+def crop_cache_dir(data: str | os.PathLike, cache: str | os.PathLike | None = None) -> Path:
+    """The crop cache folder for a data root: ``cache`` when given; else
+    ``<data>/.nodulekit-cache`` (shared by the runs on that data) when this user can use it
+    (it exists and this user may read and write it, or it can be made in a writable data
+    root); else the user's own folder (`nodulekit.preprocess.cache.user_cache_dir`), as when
+    the data root is read-only or its cache belongs to another user (0o700).
+
+    ``nodulekit train`` and ``nodulekit evaluate`` both look here, so an evaluation finds
+    the crops its training cut.
+    """
+    return _cache_choice(data, cache)[0]
+
+
+def _cache_choice(data: str | os.PathLike, cache: str | os.PathLike | None) -> tuple[Path, str]:
+    """`crop_cache_dir` and why, in a few words (the run's line says it)."""
+    from nodulekit.preprocess.cache import user_cache_dir
+
+    if cache:
+        return Path(cache), "--cache"
+    shared = Path(data) / SHARED_CACHE_NAME
+    if shared.exists():
+        if shared.is_dir() and os.access(shared, os.R_OK | os.W_OK | os.X_OK):
+            return shared, "shared by the runs on this data"
+        why = f"your own: this user cannot read and write {shared}"
+    elif os.access(data, os.W_OK | os.X_OK):
+        return shared, "shared by the runs on this data"
+    else:
+        why = f"your own: the data root {data} is read-only"
+    return user_cache_dir(data), why + "; --cache DIR to choose"
 
 
 def open_or_build_cache(config: TrainConfig, *, progress: bool = False):
     """The crop cache for ``config``: built from ``config.data``, or opened from ``config.cache``."""
     from nodulekit.preprocess import CropCache, build_crop_cache
 
-    folder = default_cache_dir(config)
     if not config.data:
         if not config.cache:
             raise ValueError(
@@ -58,7 +84,8 @@ def open_or_build_cache(config: TrainConfig, *, progress: bool = False):
                 "crop cache folder); both are empty"
             )
         return CropCache.open(
-            folder, expect={"size_mm": config.crop_size_mm, "shape_zyx": list(config.crop_shape)}
+            config.cache,
+            expect={"size_mm": config.crop_size_mm, "shape_zyx": list(config.crop_shape)},
         )
     from nodulekit.data import Luna16
 
@@ -72,7 +99,7 @@ def open_or_build_cache(config: TrainConfig, *, progress: bool = False):
     return build_crop_cache(
         candidates,
         luna.scans,
-        folder,
+        crop_cache_dir(config.data, config.cache),
         size_mm=config.crop_size_mm,
         shape_zyx=config.crop_shape,
         workers=config.cache_workers,
@@ -87,13 +114,17 @@ def make_datasets(
     """Train (augmented when ``config.augment``), val and test datasets split by series.
 
     Validation and test subsets left as ``None`` in ``config`` are chosen by
-    `choose_splits` from the subsets in the cache, and written back into ``config`` so that
+    `choose_splits` from the subsets in the cache (the last ones holding nodules; a
+    validation split without a nodule is refused), and written back into ``config`` so that
     ``config.json`` records them. With ``annotations`` (LUNA16's ``annotations.csv``) every
     nodule candidate knows its nodule's diameter (`nodule_diameters`), so the test reports
     recall per size band.
     """
     config.val_subsets, config.test_subsets = choose_splits(
-        cache.index["subset"].astype(int), config.val_subsets, config.test_subsets
+        cache.index["subset"].astype(int),
+        config.val_subsets,
+        config.test_subsets,
+        nodule_subsets=subsets_with_nodules(cache.index),
     )
     splits = split_by_series(
         cache.index, val_subsets=config.val_subsets, test_subsets=config.test_subsets
@@ -135,15 +166,15 @@ def train(config: TrainConfig | Mapping[str, Any], *, callbacks: Iterable[Any] =
     info = ddp.init_distributed(resolve_device(config.device).type)
     if config.resume:
         load_resume_checkpoint(config)  # a checkpoint that cannot continue fails here
-    if config.data:  # too few subsets to split fails here, not after the cache build
-        from nodulekit.data import Luna16
-
-        scans = Luna16(config.data, warn_missing=False).scans
-        choose_splits(scans["subset"].astype(int), config.val_subsets, config.test_subsets)
+    if config.data and config.task != "segment":
+        _check_splits(config)  # too few subsets, or none with nodules: refused before the cache
     if config.task == "segment":
         return _train_segmentation(config, info, callbacks)
     with claim_run(config, info):
         if info.is_main:
+            if config.data and not config.quiet:
+                folder, why = _cache_choice(config.data, config.cache)
+                print(f"crop cache: {folder} ({why})", flush=True)
             cache = open_or_build_cache(config, progress=bool(config.progress))
         ddp.barrier(info)
         if not info.is_main:
@@ -161,6 +192,25 @@ def train(config: TrainConfig | Mapping[str, Any], *, callbacks: Iterable[Any] =
             callbacks=callbacks,
             data_fingerprint=fingerprint,
         )
+
+
+def _check_splits(config: TrainConfig) -> None:
+    """The splits `make_datasets` will choose, checked from the data root's tables (seconds)
+    rather than from the crop cache (minutes): too few subsets, or a validation split
+    without a nodule, fail here."""
+    from nodulekit.data import Luna16
+
+    luna = Luna16(config.data, warn_missing=False)
+    scans, candidates = luna.scans, luna.candidates
+    nodules = None  # no candidates table: open_or_build_cache says so
+    if len(candidates) and "class" in candidates:
+        nodules = subsets_with_nodules(candidates, scans)
+    choose_splits(
+        scans["subset"].astype(int),
+        config.val_subsets,
+        config.test_subsets,
+        nodule_subsets=nodules,
+    )
 
 
 def _train_segmentation(config: TrainConfig, info: Any, callbacks: Iterable[Any]) -> TrainResult:

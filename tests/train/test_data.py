@@ -95,3 +95,41 @@ def test_choose_splits_takes_the_last_subsets_on_disk_unless_told():
         NodulekitError, match=r"only subsets \[0\] are on disk: download two or more"
     ):
         choose_splits([0])
+
+
+def test_default_splits_are_the_last_subsets_that_hold_nodules():
+    from nodulekit.train import choose_splits
+
+    every = range(10)
+    assert choose_splits(every, nodule_subsets=every) == ((8,), (9,))  # full LUNA16
+    # subsets 7 and 9 hold no nodule: validation 6, test 8 (7 and 9 train)
+    assert choose_splits(every, nodule_subsets=[0, 1, 2, 3, 4, 5, 6, 8]) == ((6,), (8,))
+    # two subsets with nodules: the last validates, the other trains, no test split
+    assert choose_splits(every, nodule_subsets=[2, 5]) == ((5,), ())
+    assert choose_splits(every, (3,), (4,), nodule_subsets=[3, 4, 5]) == ((3,), (4,))  # as told
+    assert choose_splits([0, 1, 2], None, (), nodule_subsets=[0, 1, 2]) == ((1,), ())
+
+
+def test_a_validation_split_without_a_nodule_is_refused_naming_the_fix():
+    from nodulekit.errors import NodulekitError
+    from nodulekit.train import choose_splits
+
+    with pytest.raises(NodulekitError) as caught:
+        choose_splits(range(10), (9,), (), nodule_subsets=[0, 1, 2, 8])
+    message = str(caught.value)
+    assert "validation subsets [9] hold no nodule (no candidate of class 1)" in message
+    assert "--val-subsets among the subsets that hold nodules: [0, 1, 2, 8]" in message
+    with pytest.raises(NodulekitError, match=r"only subsets \[4\] of \[0, 1, 2, 3, 4\] hold"):
+        choose_splits(range(5), nodule_subsets=[4])  # training or validation would have none
+    with pytest.raises(NodulekitError, match=r"no subset of \[0, 1, 2\] holds a nodule"):
+        choose_splits(range(3), nodule_subsets=[])
+
+
+def test_subsets_with_nodules_from_a_cache_index_or_candidates_and_scans():
+    from nodulekit.train.data import subsets_with_nodules
+
+    index = pd.DataFrame({"seriesuid": list("abcd"), "subset": [0, 1, 1, 3], "class": [1, 0, 1, 0]})
+    assert subsets_with_nodules(index) == (0, 1)
+    candidates = index.drop(columns="subset")
+    scans = pd.DataFrame({"seriesuid": list("abc"), "subset": [4, 5, 6]})  # d is not on disk
+    assert subsets_with_nodules(candidates, scans) == (4, 6)

@@ -188,6 +188,9 @@ def test_train_writes_metrics_and_best_checkpoint(tiny_root, tmp_path):
     assert ckpt["config"]["crop_shape"] == [12, 12, 12]
     assert len(ckpt["data_fingerprint"]) == 16
     assert (root / ".nodulekit-cache").is_dir()
+    assert f"crop cache: {root / '.nodulekit-cache'} (shared by the runs on this data)" in (
+        result.output
+    )
     assert "held-out test: ROC AUC" in result.output
     assert "epoch 1/2" in result.output and "epoch 2/2" in result.output  # a line per epoch
     assert "best val AUC" in result.output

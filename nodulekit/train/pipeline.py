@@ -166,14 +166,14 @@ def train(config: TrainConfig | Mapping[str, Any], *, callbacks: Iterable[Any] =
     info = ddp.init_distributed(resolve_device(config.device).type)
     if config.resume:
         load_resume_checkpoint(config)  # a checkpoint that cannot continue fails here
-    if config.data and config.task != "segment":
-        _check_splits(config)  # too few subsets, or none with nodules: refused before the cache
     if config.task == "segment":
         return _train_segmentation(config, info, callbacks)
+    if config.data:
+        _check_splits(config)  # too few subsets, or none with nodules: refused before the cache
     with claim_run(config, info):
         if info.is_main:
-            if config.data and not config.quiet:
-                folder, why = _cache_choice(config.data, config.cache)
+            if (config.data or config.cache) and not config.quiet:
+                folder, why = _cache_choice(config.data or ".", config.cache)
                 print(f"crop cache: {folder} ({why})", flush=True)
             cache = open_or_build_cache(config, progress=bool(config.progress))
         ddp.barrier(info)

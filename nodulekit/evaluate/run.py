@@ -198,6 +198,7 @@ def _write_json(evaluation: Evaluation, out: Path) -> None:
         "cpm": result.cpm,
         "cpm_ci": list(result.cpm_ci),
         "counts": result.counts,
+        "bootstrap": result.bootstrap,
         "operating_points": result.operating_points.to_dict(orient="records"),
         "threshold": evaluation.threshold,
         "threshold_source": evaluation.threshold_source,

@@ -25,6 +25,8 @@ SIZE_BANDS_MM: dict[str, tuple[float, float]] = {
     "6to10mm": (6.0, 10.0),
     "gt10mm": (10.0, float("inf")),
 }
+#: how those bands read on screen and in tables
+SIZE_BAND_LABELS: dict[str, str] = {"lt6mm": "< 6 mm", "6to10mm": "6-10 mm", "gt10mm": ">= 10 mm"}
 
 
 def size_band(diameter_mm) -> np.ndarray:

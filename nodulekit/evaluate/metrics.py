@@ -228,6 +228,7 @@ def bootstrap_metrics(
         rows.append({"metric": name, "value": point[name], "ci_low": low, "ci_high": high})
     table = pd.DataFrame(rows).set_index("metric").astype(float)
     table.attrs.update(
+        unit="candidates (a positive is a candidate on a nodule; several per nodule)",
         threshold=float(threshold),
         n_series=len(uids),
         n_positive=int(y.sum()),

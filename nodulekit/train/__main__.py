@@ -185,7 +185,8 @@ def result_lines(result: Any) -> list[str]:
 
 
 def operating_point(metrics: dict[str, Any]) -> str:
-    """``at threshold 0.420 chosen on validation: recall ..., precision ..., F1 ...``.
+    """``at threshold 0.420 chosen on validation: recall ..., precision ..., F1 ... (per
+    candidate)``: candidate-level figures (a nodule has several candidates in LUNA16).
 
     Test metrics that record where their threshold came from (``threshold_source``) are quoted
     at that threshold (their ``*_best`` keys); older ones at the fixed threshold 0.5.
@@ -199,7 +200,7 @@ def operating_point(metrics: dict[str, Any]) -> str:
         f"{name} {_fmt(metrics.get(key + suffix))}"
         for name, key in (("recall", "recall"), ("precision", "precision"), ("F1", "f1"))
     )
-    return f"at {where}: {values}"
+    return f"at {where}: {values} (per candidate)"
 
 
 def size_band_recalls(metrics: dict[str, Any]) -> dict[str, str]:

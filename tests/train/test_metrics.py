@@ -41,3 +41,14 @@ def test_the_train_summary_line_names_candidates(tmp_path):
                              test_metrics=metrics)  # fmt: skip
     lines = result_lines(result)
     assert lines[-1] == "  candidate recall by nodule size: < 6 mm 0.250 of 4 candidates"
+
+
+def test_the_operating_point_line_says_per_candidate():
+    from nodulekit.train.__main__ import operating_point
+
+    metrics = {"threshold": 0.9, "threshold_source": "validation", "recall_best": 0.5,
+               "precision_best": 0.25, "f1_best": 1 / 3}  # fmt: skip
+    assert operating_point(metrics) == (
+        "at threshold 0.900 chosen on validation: recall 0.500, precision 0.250, F1 0.333 "
+        "(per candidate)"
+    )

@@ -86,7 +86,9 @@ class FrocResult:
     bootstrap: dict = field(default_factory=dict)
 
     def summary(self) -> str:
-        """One line: CPM with its interval and the counts behind it."""
+        """One line: CPM with its interval and the counts behind it (every mark counted, at
+        any probability: the bottom of the curve; one threshold's figures are
+        `nodulekit.evaluate.nodule_recall`)."""
         c = self.counts
         redrawn = self.bootstrap.get("without_nodules", 0)
         note = f"; {redrawn} resamples without a nodule redrawn" if redrawn else ""
@@ -96,9 +98,9 @@ class FrocResult:
             else f" (95% CI {self.cpm_ci[0]:.3f}-{self.cpm_ci[1]:.3f}{note})"
         )
         return (
-            f"CPM {self.cpm:.3f}{ci}; {c['tp']}/{c['nodules']} nodules found, "
-            f"{c['fp']} false positives on {c['scans']} scans "
-            f"({c['ignored_excluded']} marks on excluded findings ignored)"
+            f"CPM {self.cpm:.3f}{ci}; over all marks, whatever their probability: "
+            f"{c['tp']}/{c['nodules']} nodules hit, {c['fp']} false positives on {c['scans']} "
+            f"scans ({c['ignored_excluded']} marks on excluded findings ignored)"
         )
 
 

@@ -199,7 +199,10 @@ def bootstrap_metrics(
     """Metrics with bootstrap intervals, resampling whole series (seedable, vectorised).
 
     Returns a table indexed by metric with columns ``value`` (on the data as given),
-    ``ci_low`` and ``ci_high`` (percentile interval at ``confidence``).
+    ``ci_low`` and ``ci_high`` (percentile interval at ``confidence``). A resample without a
+    positive candidate (only nodule-free series drawn) has no recall, balanced accuracy, AUC
+    or AP: it is left out of those intervals, and ``attrs["resamples_without_positives"]``
+    counts such resamples.
     """
     y, p = _arrays(labels, probabilities)
     series = np.asarray(series).astype(str).ravel()
@@ -234,6 +237,7 @@ def bootstrap_metrics(
         n_positive=int(y.sum()),
         n_negative=int((1 - y).sum()),
         n_resamples=int(n_resamples),
+        resamples_without_positives=int(((tp + fn) == 0).sum()),
         confidence=float(confidence),
         seed=seed,
     )
@@ -294,6 +298,11 @@ def format_table(metrics: pd.DataFrame) -> str:
         f"threshold {a['threshold']:.3g}; intervals: {a['n_resamples']} bootstrap "
         "resamples of series"
     )
+    if a.get("resamples_without_positives"):
+        head += (
+            f" ({a['resamples_without_positives']} without a positive candidate, left out of "
+            "recall, balanced accuracy, AUC and AP)"
+        )
     return head + "\n" + paper_table(metrics).drop(columns=["n", "series"]).to_string(index=False)
 
 

@@ -135,3 +135,17 @@ def test_the_evaluate_package_exports_detection():
     assert sorted(evaluate.__all__) == sorted(evaluate._LAZY)
     assert evaluate.detect_dataset is detect_dataset
     assert evaluate.froc_by_group is froc_by_group
+
+
+def test_bootstrap_says_how_many_resamples_held_no_positive():
+    from nodulekit.evaluate._bootstrap import series_weights
+
+    # three series, "c" without a positive candidate: a resample of only "c" has no recall
+    y = np.array([1, 0, 1, 0, 0, 0])
+    p = np.array([0.9, 0.2, 0.4, 0.6, 0.7, 0.1])
+    s = np.array(["a", "a", "b", "b", "c", "c"])
+    table = bootstrap_metrics(y, p, s, threshold=0.5, n_resamples=200, seed=0)
+    expected = int((series_weights(3, 200, seed=0)[:, :2].sum(axis=1) == 0).sum())
+    assert expected > 0 and table.attrs["resamples_without_positives"] == expected
+    assert np.isfinite(table.loc["recall", ["ci_low", "ci_high"]].to_numpy(float)).all()
+    assert f"{expected} without a positive candidate, left out of recall" in format_table(table)

@@ -387,6 +387,8 @@ def evaluate(
         typer.echo(format_table(result.classification))
         typer.echo(f"threshold {result.threshold:.4g} ({result.threshold_source})")
     typer.echo(result.summary())
+    if result.nodule_recall is not None:  # per nodule, where the classification is per candidate
+        typer.echo(result.nodule_recall.summary())
     if out is not None:
         typer.echo(f"wrote {out}/ (metrics.json, froc.csv, froc.png, errors.csv, ...)")
 

@@ -41,11 +41,11 @@ SUMMARY_KEYS = (
     "f1",
     "recall_at_p85",
     "recall_lt6mm",
-    "nodules_lt6mm",
+    "positives_lt6mm",
     "recall_6to10mm",
-    "nodules_6to10mm",
+    "positives_6to10mm",
     "recall_gt10mm",
-    "nodules_gt10mm",
+    "positives_gt10mm",
 )
 
 
@@ -66,6 +66,7 @@ class DemoResult:
     threshold_source: str = ""
     evaluation_dir: Path | None = None
     evaluation_summary: str = ""
+    nodule_summary: str = ""
     cpm: float = float("nan")
     cpm_ci: tuple[float, float] = (float("nan"), float("nan"))
     n_resamples: int = 0
@@ -89,13 +90,14 @@ class DemoResult:
             f"  held-out test series: ROC AUC {m.get('auc', nan):.3f}, "
             f"average precision {m.get('ap', nan):.3f}",
             f"  {operating_point(m)}",
-            *(["  recall by nodule size: " + ", ".join(f"{k} {v}" for k, v in bands.items())]
-              if bands else []),
+            *(["  candidate recall by nodule size: "
+               + ", ".join(f"{k} {v}" for k, v in bands.items())] if bands else []),
             f"  validation: best ROC AUC {self.best_val_auc:.3f} at epoch "
             f"{'n/a' if self.best_epoch is None else self.best_epoch + 1} (counting from 1)",
             *([f"  held-out FROC: {self.evaluation_summary}",
                f"  intervals:  95% from {self.n_resamples} series-bootstrap resamples"]
               if evaluation else []),
+            *([f"  nodules:    {self.nodule_summary}"] if self.nodule_summary else []),
             *([f"  explained:  top {self.explained} held-out findings with {self.explain_method}; "
                f"trust: {self.trust_status}"] if self.explained else []),
             f"  report:     {self.report if self.report else 'not written'}",
@@ -160,14 +162,16 @@ def evaluate_stage(
     data_dir: Path,
     out_dir: Path,
     *,
-    threshold: float,
+    threshold: float | None = None,
     n_resamples: int,
     seed: int,
     device: str,
     cache_workers: int,
 ) -> tuple[Any, list[Path]]:
     """`nodulekit.evaluate.evaluate_checkpoint` on the checkpoint's held-out subsets, written
-    to ``out_dir/evaluation``, and its figures in ``out_dir/figures``."""
+    to ``out_dir/evaluation``, and its figures in ``out_dir/figures``. ``threshold`` None: the
+    checkpoint's validation threshold (metrics.json says ``"threshold_source": "validation"``),
+    the one its run's test_metrics.json used."""
     from nodulekit.evaluate import evaluate_checkpoint
     from nodulekit.viz.evaluate import save_evaluation_figures
 
@@ -334,6 +338,7 @@ def _demo_result(
         cpu_seconds=clock.cpu,
         evaluation_dir=out_dir / "evaluation",
         evaluation_summary=evaluation.summary(),
+        nodule_summary=evaluation.nodule_recall.summary() if evaluation.nodule_recall else "",
         cpm=float(evaluation.froc.cpm),
         cpm_ci=tuple(float(v) for v in evaluation.froc.cpm_ci),
         n_resamples=n_resamples,
@@ -433,14 +438,13 @@ def run_demo(
         result = train(config)
 
     checkpoint = Path(result.best_checkpoint or Path(result.run_dir) / "last.pt")
-    from_validation = result.test_metrics.get("threshold_source") == "validation"
-    threshold = float(result.test_metrics["threshold"]) if from_validation else 0.5
-    with clock.stage("evaluate"):
+    with clock.stage("evaluate"):  # at the checkpoint's validation threshold, as test_metrics
         echo(f"[4/7] evaluating on the held-out scans ({n_resamples} bootstrap resamples)")
         evaluation, figures = evaluate_stage(
-            checkpoint, data_dir, out_dir, threshold=threshold, n_resamples=n_resamples,
+            checkpoint, data_dir, out_dir, n_resamples=n_resamples,
             seed=seed, device=device, cache_workers=config.cache_workers,
         )  # fmt: skip
+    threshold = evaluation.threshold
     predictions = read_predictions(out_dir / "evaluation" / "predictions.csv")
     findings, sanity = top_findings(predictions, explain_top), None
     with clock.stage("explain"):

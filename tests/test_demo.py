@@ -74,6 +74,12 @@ def test_demo_writes_everything_under_its_folder_and_reuses_data(tmp_path, monke
     assert "chosen on validation: recall" in text  # test figures at validation's threshold
     assert "recall by nodule size: < 6 mm" in text
     assert summary["threshold_source"] == "validation"
+    evaluated = json.loads((out / "evaluation" / "metrics.json").read_text(encoding="utf-8"))
+    assert evaluated["threshold_source"] == "validation"  # one operating point: validation's
+    assert evaluated["threshold"] == pytest.approx(summary["test_metrics"]["threshold"])
+    limit = f"above the validation threshold ({evaluated['threshold']:.3f})"
+    assert limit in result.report.read_text(encoding="utf-8")  # the report's, too
+    assert f"nodules:    {summary['nodule_summary']}" in text and "nodules found" in text
     assert set(summary["test_metrics"]) >= {"threshold", "recall_best", "f1_best"}
     config = json.loads((out / "run" / "config.json").read_text(encoding="utf-8"))
     assert (config["val_subsets"], config["test_subsets"]) == ([2], [3])  # the last two subsets

@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover - what editors and type checkers see
         paper_table,
         size_band,
     )
+    from nodulekit.evaluate.nodule_recall import NoduleRecall, nodule_recall
     from nodulekit.evaluate.predictions import (
         check_predictions,
         read_predictions,
@@ -66,12 +67,15 @@ _LAZY = {
     "load_model": "nodulekit.evaluate.scoring",
     "crop_geometry": "nodulekit.evaluate.scoring",
     "score_crops": "nodulekit.evaluate.scoring",
+    "nodule_recall": "nodulekit.evaluate.nodule_recall",
+    "NoduleRecall": "nodulekit.evaluate.nodule_recall",
 }
 
 __all__ = [  # the same names as _LAZY (a test checks)
     "FP_PER_SCAN",
     "Evaluation",
     "FrocResult",
+    "NoduleRecall",
     "bootstrap_metrics",
     "calibration_table",
     "candidate_points",
@@ -93,6 +97,7 @@ __all__ = [  # the same names as _LAZY (a test checks)
     "froc_by_group",
     "load_model",
     "metrics_by_group",
+    "nodule_recall",
     "paper_table",
     "read_predictions",
     "score_crops",

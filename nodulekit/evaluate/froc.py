@@ -15,7 +15,11 @@ The rules of ``noduleCADEvaluationLUNA16.py`` (Setio et al. 2017), reproduced ex
   (the script's interpolation); the CPM is their mean;
 - the band: scans resampled with replacement (1000 times), the curves interpolated, and the
   sorted replicates read at ``floor(0.025 R)`` and ``floor(0.975 R)`` as the script's
-  ``compute_mean_ci`` does.
+  ``compute_mean_ci`` does. A resample that draws only nodule-free scans has no sensitivity
+  (the script divides 0 by 0 and its upper bound becomes NaN once such resamples pass 2.5%, as
+  they do with a few scans, a third of them nodule-free): it is redrawn, so every one of the
+  R replicates holds a nodule (the bootstrap conditional on the set holding one, as any
+  FROC needs), and ``FrocResult.bootstrap`` says how many were redrawn.
 
 Where the script loops over scans, nodules and marks in Python (minutes on LUNA16), this module
 pairs marks and findings of the same scan with array operations (about a second).
@@ -63,6 +67,10 @@ class FrocResult:
     counts : dict
         ``scans``, ``nodules``, ``marks``, ``tp``, ``fn``, ``fp``, ``ignored_excluded``,
         ``ignored_double``.
+    bootstrap : dict
+        ``resamples`` (replicates behind the intervals), ``drawn`` (resamples drawn) and
+        ``without_nodules`` (drawn resamples that held no nodule and were redrawn); empty
+        without a bootstrap.
     """
 
     fp_per_scan: np.ndarray
@@ -75,19 +83,24 @@ class FrocResult:
     nodules: pd.DataFrame
     band: pd.DataFrame | None = None
     counts: dict = field(default_factory=dict)
+    bootstrap: dict = field(default_factory=dict)
 
     def summary(self) -> str:
-        """One line: CPM with its interval and the counts behind it."""
+        """One line: CPM with its interval and the counts behind it (every mark counted, at
+        any probability: the bottom of the curve; one threshold's figures are
+        `nodulekit.evaluate.nodule_recall`)."""
         c = self.counts
+        redrawn = self.bootstrap.get("without_nodules", 0)
+        note = f"; {redrawn} resamples without a nodule redrawn" if redrawn else ""
         ci = (
             ""
             if np.isnan(self.cpm_ci[0])
-            else f" (95% CI {self.cpm_ci[0]:.3f}-{self.cpm_ci[1]:.3f})"
+            else f" (95% CI {self.cpm_ci[0]:.3f}-{self.cpm_ci[1]:.3f}{note})"
         )
         return (
-            f"CPM {self.cpm:.3f}{ci}; {c['tp']}/{c['nodules']} nodules found, "
-            f"{c['fp']} false positives on {c['scans']} scans "
-            f"({c['ignored_excluded']} marks on excluded findings ignored)"
+            f"CPM {self.cpm:.3f}{ci}; over all marks, whatever their probability: "
+            f"{c['tp']}/{c['nodules']} nodules hit, {c['fp']} false positives on {c['scans']} "
+            f"scans ({c['ignored_excluded']} marks on excluded findings ignored)"
         )
 
 
@@ -177,11 +190,27 @@ def _script_ci(values: np.ndarray, confidence: float) -> tuple[np.ndarray, np.nd
     return ordered[math.floor(tail * n)], ordered[min(math.floor((1 - tail) * n), n - 1)]
 
 
-def _bootstrap(
-    gt, prob, exclude, scan, n_scans, *, n_resamples, seed, grid, points, method, chunk=50
-):
-    """Sensitivities at ``points`` and on ``grid`` for every bootstrap replicate of scans."""
-    weights = series_weights(n_scans, n_resamples, seed=seed).astype(np.float64)
+def _weights_with_nodules(
+    lesions: np.ndarray, n_resamples: int, seed: int | None
+) -> tuple[np.ndarray, int]:
+    """``n_resamples`` rows of `series_weights` whose resample holds a nodule, and how many
+    resamples were drawn to get them (the first ones of one seeded stream: rows without a
+    nodule are skipped, i.e. redrawn). ``lesions``: nodules per scan, at least one in all."""
+    n_draw = n_resamples
+    while True:
+        weights = series_weights(len(lesions), n_draw, seed=seed)
+        usable = np.flatnonzero(weights @ lesions > 0)
+        if usable.size >= n_resamples:
+            kept = usable[:n_resamples]
+            return weights[kept], int(kept[-1]) + 1
+        n_draw *= 2  # a resample holds a nodule with probability >= 1 - 1/e: rarely needed
+
+
+def _bootstrap(gt, prob, exclude, scan, weights, *, grid, points, method, chunk=50):
+    """Sensitivities at ``points`` and on ``grid`` for every bootstrap replicate of scans
+    (a row of ``weights``: how often each scan is drawn; each replicate holds a nodule)."""
+    n_resamples, n_scans = weights.shape
+    weights = weights.astype(np.float64)
     lesions = np.bincount(scan[gt == 1], minlength=n_scans).astype(float)
     total = weights @ lesions
     keep = ~exclude
@@ -207,8 +236,7 @@ def _bootstrap(
             fps = np.r_[0.0, fp[k]] / n_scans
             if fp[k, -1] == 0 and length == len(p):
                 fps = np.zeros_like(fps)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                sens = np.r_[0.0, tp[k]] / total[r]
+            sens = np.r_[0.0, tp[k]] / total[r]
             at_points[r] = read_operating_points(fps, sens, points, method)
             on_grid[r] = np.interp(grid, fps, sens)
     return at_points, on_grid
@@ -308,12 +336,16 @@ def froc(
     cpm = float(np.mean(at_points))
 
     band, low, high, cpm_ci = None, np.full(7, np.nan), np.full(7, np.nan), (np.nan, np.nan)
+    bootstrap: dict = {}
     if n_resamples:
         grid = np.unique(np.r_[np.geomspace(FP_PER_SCAN[0], FP_PER_SCAN[-1], 200), FP_PER_SCAN])
+        lesions = np.bincount(scan[gt == 1], minlength=n_scans)
+        weights, drawn = _weights_with_nodules(lesions, n_resamples, seed)
+        bootstrap = {"resamples": n_resamples, "drawn": drawn,
+                     "without_nodules": drawn - n_resamples}  # fmt: skip
         boot_points, boot_grid = _bootstrap(
-            gt, froc_prob, exclude, scan, n_scans, n_resamples=n_resamples, seed=seed,
-            grid=grid, points=FP_PER_SCAN, method=method,
-        )  # fmt: skip
+            gt, froc_prob, exclude, scan, weights, grid=grid, points=FP_PER_SCAN, method=method
+        )
         low, high = _script_ci(boot_points, confidence)
         cpm_low, cpm_high = _script_ci(boot_points.mean(axis=1), confidence)
         cpm_ci = (float(cpm_low), float(cpm_high))
@@ -344,7 +376,7 @@ def froc(
         {"fp_per_scan": FP_PER_SCAN, "sensitivity": at_points, "ci_low": low, "ci_high": high}
     )
     return FrocResult(
-        fps, sens, thresholds, points, cpm, cpm_ci, marks_out, nodules_out, band, counts
+        fps, sens, thresholds, points, cpm, cpm_ci, marks_out, nodules_out, band, counts, bootstrap
     )
 
 

@@ -1,5 +1,9 @@
 """Candidate classification metrics with 95% intervals from a bootstrap over series.
 
+Every figure here counts *candidates*: a positive is a candidate on a nodule, and LUNA16's
+candidates_V2.csv holds several per nodule, so recall is the share of positive candidates
+called positive, not the share of nodules found (that is `nodulekit.evaluate.nodule_recall`).
+
 The point estimates come from scikit-learn (and `nodulekit.train.metrics.binary_metrics`, the
 metrics the training loop reports); the intervals come from one vectorised pass over 1000
 bootstrap replicates that resample *series*, never candidates: candidates of one scan are not
@@ -195,7 +199,10 @@ def bootstrap_metrics(
     """Metrics with bootstrap intervals, resampling whole series (seedable, vectorised).
 
     Returns a table indexed by metric with columns ``value`` (on the data as given),
-    ``ci_low`` and ``ci_high`` (percentile interval at ``confidence``).
+    ``ci_low`` and ``ci_high`` (percentile interval at ``confidence``). A resample without a
+    positive candidate (only nodule-free series drawn) has no recall, balanced accuracy, AUC
+    or AP: it is left out of those intervals, and ``attrs["resamples_without_positives"]``
+    counts such resamples.
     """
     y, p = _arrays(labels, probabilities)
     series = np.asarray(series).astype(str).ravel()
@@ -224,11 +231,13 @@ def bootstrap_metrics(
         rows.append({"metric": name, "value": point[name], "ci_low": low, "ci_high": high})
     table = pd.DataFrame(rows).set_index("metric").astype(float)
     table.attrs.update(
+        unit="candidates (a positive is a candidate on a nodule; several per nodule)",
         threshold=float(threshold),
         n_series=len(uids),
         n_positive=int(y.sum()),
         n_negative=int((1 - y).sum()),
         n_resamples=int(n_resamples),
+        resamples_without_positives=int(((tp + fn) == 0).sum()),
         confidence=float(confidence),
         seed=seed,
     )
@@ -284,11 +293,16 @@ def format_table(metrics: pd.DataFrame) -> str:
     a = metrics.attrs
     head = (
         f"{a['n_positive'] + a['n_negative']} candidates in {a['n_series']} series: "
-        f"{a['n_positive']} nodules, {a['n_negative']} non-nodules "
+        f"{a['n_positive']} positive (on a nodule), {a['n_negative']} negative "
         f"(class balance {class_balance(a['n_positive'], a['n_negative'])}); "
         f"threshold {a['threshold']:.3g}; intervals: {a['n_resamples']} bootstrap "
         "resamples of series"
     )
+    if a.get("resamples_without_positives"):
+        head += (
+            f" ({a['resamples_without_positives']} without a positive candidate, left out of "
+            "recall, balanced accuracy, AUC and AP)"
+        )
     return head + "\n" + paper_table(metrics).drop(columns=["n", "series"]).to_string(index=False)
 
 
@@ -302,12 +316,14 @@ def metrics_by_group(
     n_resamples: int = 1000,
     seed: int | None = 0,
 ) -> pd.DataFrame:
-    """Recall, AUC and AP per group of nodules (size band, nodule type) against all negatives.
+    """Candidate recall, AUC and AP per group of nodules (size band, nodule type) against all
+    negatives.
 
     ``groups`` names the group of each positive (e.g. `size_band` of its diameter, or its
     type); negatives' entries are ignored: every group is scored against all non-nodules, so
     its AUC answers "how well does the model rank nodules of this kind above non-nodules".
-    Groups with an empty name are skipped.
+    Groups with an empty name are skipped. ``positive_candidates`` counts the group's positive
+    candidates (several per nodule in LUNA16), not its nodules.
     """
     y, p = _arrays(labels, probabilities)
     series = np.asarray(series).astype(str)
@@ -319,7 +335,7 @@ def metrics_by_group(
         table = bootstrap_metrics(
             y[keep], p[keep], series[keep], threshold=threshold, n_resamples=n_resamples, seed=seed
         )
-        row = {"group": name, "nodules": int(y[keep].sum())}
+        row = {"group": name, "positive_candidates": int(y[keep].sum())}
         for metric in ("recall", "auc", "ap"):
             row[metric] = table.loc[metric, "value"]
             row[f"{metric}_ci_low"] = table.loc[metric, "ci_low"]

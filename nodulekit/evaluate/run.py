@@ -2,8 +2,11 @@
 
 `evaluate_predictions` scores any LUNA16 submission file (FROC, CPM, error gallery rows);
 `evaluate_checkpoint` first scores the candidates of the held-out subsets with a checkpoint,
-then adds the classification metrics (with series-bootstrap intervals, per size band) and the
-ROC/PR and calibration curves. Tables written into ``out``:
+then adds the classification metrics of the candidates (with series-bootstrap intervals, per
+size band), the ROC/PR and calibration curves, and the per-nodule view at the threshold:
+nodules found per size band and false positives per scan. Candidate figures count positive
+*candidates* (several per nodule in LUNA16's candidates_V2.csv); the FROC, CPM and
+nodule_recall count annotated *nodules*. Tables written into ``out``:
 
 =============================  ========================================================
 predictions.csv                the submission scored (checkpoint mode)
@@ -13,7 +16,9 @@ froc_band.csv                  the bootstrap band on a grid of FP/scan
 froc_size_bands.csv            CPM and sensitivities per nodule size band
 metrics.json                   CPM, counts, points (and the classification metrics)
 classification.csv             metric, value, ci_low, ci_high (checkpoint mode)
-size_bands.csv                 recall/AUC/AP per nodule size band (checkpoint mode)
+size_bands.csv                 candidate recall/AUC/AP per nodule size band (checkpoint mode)
+nodule_recall.csv              nodules found per size band and false positives per scan at
+                               the threshold (checkpoint mode; `nodule_recall`)
 roc/pr/calibration_curve.csv   the curves behind the figures (checkpoint mode)
 errors.csv                     the error gallery's rows
 =============================  ========================================================
@@ -56,6 +61,7 @@ class Evaluation:
     files: list[Path] = field(default_factory=list)
     threshold: float | None = None
     threshold_source: str = "none: FROC and CPM sweep every threshold"
+    nodule_recall: Any = None
 
     def summary(self) -> str:
         """One line with the CPM (and AUC when candidates were classified)."""
@@ -198,6 +204,7 @@ def _write_json(evaluation: Evaluation, out: Path) -> None:
         "cpm": result.cpm,
         "cpm_ci": list(result.cpm_ci),
         "counts": result.counts,
+        "bootstrap": result.bootstrap,
         "operating_points": result.operating_points.to_dict(orient="records"),
         "threshold": evaluation.threshold,
         "threshold_source": evaluation.threshold_source,
@@ -211,6 +218,8 @@ def _write_json(evaluation: Evaluation, out: Path) -> None:
         payload["size_bands"] = evaluation.size_bands.to_dict(orient="records")
     if evaluation.froc_size_bands is not None:
         payload["froc_size_bands"] = evaluation.froc_size_bands.to_dict(orient="records")
+    if evaluation.nodule_recall is not None:
+        payload["nodule_recall"] = evaluation.nodule_recall.to_dict()
     text = json.dumps(_json_safe(payload), indent=2)
     path = write_text_atomic(out / "metrics.json", text + "\n", permissions=None)
     evaluation.files.append(path)
@@ -359,13 +368,16 @@ def evaluate_checkpoint(
     ``subsets``), and ``subsets`` the run trained or validated on give a warning.
     ``threshold`` (accuracy, recall, precision, F1...) defaults to the validation's best-F1
     threshold of the checkpoint's epoch, as in the run's test_metrics.json (metrics.json says
-    ``threshold_source``: "validation" or "given"). Crops come from the run's crop cache
+    ``threshold_source``: "validation" or "given"); at the same threshold, nodule_recall.csv
+    and metrics.json's ``nodule_recall`` give the nodules found per size band and the false
+    positives per scan (`nodulekit.evaluate.nodule_recall`). Crops come from the run's crop cache
     (``config["cache"]``; else ``<data>/.nodulekit-cache`` when the data is writable, else the
     user's own cache folder), built if needed with the checkpoint's geometry;
     ``crop_size_mm``/``crop_shape`` that differ from it are refused (`CheckpointError`).
     """
     from nodulekit.data import Luna16
     from nodulekit.evaluate.froc import froc
+    from nodulekit.evaluate.nodule_recall import nodule_recall
     from nodulekit.evaluate.predictions import write_predictions
     from nodulekit.evaluate.scoring import crop_geometry, load_model, score_cache
     from nodulekit.train.config import TrainConfig
@@ -403,10 +415,13 @@ def evaluate_checkpoint(
     )
     evaluation = Evaluation(froc=result, threshold=threshold, threshold_source=source)
     evaluation.froc_size_bands = _froc_bands(predictions, luna, scans)
+    evaluation.nodule_recall = nodule_recall(result, threshold, source=source)
     if out_dir is not None:
         evaluation.files.append(write_predictions(predictions, out_dir / "predictions.csv"))
         write_froc(result, out_dir, evaluation.files)
         _csv(evaluation.froc_size_bands, out_dir / "froc_size_bands.csv", evaluation.files,
+             index=False)  # fmt: skip
+        _csv(evaluation.nodule_recall.table, out_dir / "nodule_recall.csv", evaluation.files,
              index=False)  # fmt: skip
     labelled = candidates[candidates["class"].isin([0, 1])]
     _classification(

@@ -178,12 +178,15 @@ def result_lines(result: Any) -> list[str]:
     lines.append("  " + operating_point(m))
     bands = size_band_recalls(m)
     if bands:
-        lines.append("  recall by nodule size: " + ", ".join(f"{k} {v}" for k, v in bands.items()))
+        lines.append(
+            "  candidate recall by nodule size: " + ", ".join(f"{k} {v}" for k, v in bands.items())
+        )
     return lines
 
 
 def operating_point(metrics: dict[str, Any]) -> str:
-    """``at threshold 0.420 chosen on validation: recall ..., precision ..., F1 ...``.
+    """``at threshold 0.420 chosen on validation: recall ..., precision ..., F1 ... (per
+    candidate)``: candidate-level figures (a nodule has several candidates in LUNA16).
 
     Test metrics that record where their threshold came from (``threshold_source``) are quoted
     at that threshold (their ``*_best`` keys); older ones at the fixed threshold 0.5.
@@ -197,21 +200,21 @@ def operating_point(metrics: dict[str, Any]) -> str:
         f"{name} {_fmt(metrics.get(key + suffix))}"
         for name, key in (("recall", "recall"), ("precision", "precision"), ("F1", "f1"))
     )
-    return f"at {where}: {values}"
-
-
-#: how the size bands of the test metrics read on screen
-SIZE_BAND_LABELS = {"lt6mm": "< 6 mm", "6to10mm": "6-10 mm", "gt10mm": ">= 10 mm"}
+    return f"at {where}: {values} (per candidate)"
 
 
 def size_band_recalls(metrics: dict[str, Any]) -> dict[str, str]:
-    """Recall per nodule-size band, with the band's nodule count when recorded
-    (``{"< 6 mm": "0.714 of 7", ...}``); empty when the metrics hold no bands."""
+    """Candidate recall per nodule-size band, with the band's count of positive candidates
+    when recorded (``{"< 6 mm": "0.714 of 7 candidates", ...}``; ``positives_<band>``, or
+    ``nodules_<band>`` in runs that wrote that name for the same count); empty when the
+    metrics hold no bands. Candidates, not nodules: a nodule has several in LUNA16's list."""
+    from nodulekit.train.metrics import SIZE_BAND_LABELS
+
     out = {}
     for key, label in SIZE_BAND_LABELS.items():
         if f"recall_{key}" in metrics:
-            count = metrics.get(f"nodules_{key}")
-            of = "" if count is None else f" of {int(count)}"
+            count = metrics.get(f"positives_{key}", metrics.get(f"nodules_{key}"))
+            of = "" if count is None else f" of {int(count)} candidate" + "s" * (int(count) != 1)
             out[label] = f"{_fmt(metrics[f'recall_{key}'])}{of}"
     return out
 

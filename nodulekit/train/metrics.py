@@ -25,6 +25,8 @@ SIZE_BANDS_MM: dict[str, tuple[float, float]] = {
     "6to10mm": (6.0, 10.0),
     "gt10mm": (10.0, float("inf")),
 }
+#: how those bands read on screen and in tables
+SIZE_BAND_LABELS: dict[str, str] = {"lt6mm": "< 6 mm", "6to10mm": "6-10 mm", "gt10mm": ">= 10 mm"}
 
 
 def size_band(diameter_mm) -> np.ndarray:
@@ -162,18 +164,22 @@ def recall_by_size(
     diameters_mm: np.ndarray,
     threshold: float,
 ) -> dict[str, float]:
-    """Recall at ``threshold`` per nodule size band (`SIZE_BANDS_MM`), and the nodule counts.
+    """Candidate recall at ``threshold`` per nodule size band (`SIZE_BANDS_MM`), and counts.
 
-    Keys ``recall_lt6mm``, ``recall_6to10mm``, ``recall_gt10mm`` (NaN for an empty band)
-    and ``nodules_lt6mm``... (how many nodules of known diameter each band holds). A NaN
-    ``threshold`` (validation chose none) gives NaN recalls. Bands are half-open
-    ``[low, high)`` as in `size_band`: ``d < 6``, ``6 <= d < 10`` and ``d >= 10`` mm.
+    Counts positive *candidates*, not nodules: LUNA16's candidates_V2.csv holds several
+    candidates per nodule, each scored on its own (the per-nodule view is
+    `nodulekit.evaluate.nodule_recall`). Keys ``recall_lt6mm``, ``recall_6to10mm``,
+    ``recall_gt10mm`` (NaN for an empty band) and ``positives_lt6mm``... (how many positive
+    candidates of known diameter each band holds; runs before 2026-11 wrote these counts as
+    ``nodules_lt6mm``...). A NaN ``threshold`` (validation chose none) gives NaN recalls. Bands
+    are half-open ``[low, high)`` as in `size_band`: ``d < 6``, ``6 <= d < 10`` and
+    ``d >= 10`` mm.
 
     Examples
     --------
     >>> r = recall_by_size(np.array([1, 1, 1, 0]), np.array([0.9, 0.2, 0.8, 0.9]),
     ...                    np.array([4.0, 7.0, 12.0, np.nan]), threshold=0.5)
-    >>> r["recall_lt6mm"], r["recall_6to10mm"], r["recall_gt10mm"], r["nodules_6to10mm"]
+    >>> r["recall_lt6mm"], r["recall_6to10mm"], r["recall_gt10mm"], r["positives_6to10mm"]
     (1.0, 0.0, 1.0, 1)
     """
     y = np.asarray(labels).astype(int).ravel()
@@ -185,7 +191,7 @@ def recall_by_size(
         band = (y == 1) & (d >= low) & (d < high)
         known = band.any() and not unknown
         out[f"recall_{name}"] = float(found[band].mean()) if known else float("nan")
-        out[f"nodules_{name}"] = int(band.sum())
+        out[f"positives_{name}"] = int(band.sum())
     return out
 
 

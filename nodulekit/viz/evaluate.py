@@ -1,5 +1,8 @@
 """Evaluation figures: ROC and PR with bootstrap bands, calibration, FROC, the error gallery.
 
+ROC, PR and calibration are per *candidate* (several per nodule in LUNA16) and say so; the
+FROC is per *nodule*, with the operating point of the chosen threshold marked on it.
+
 Pure functions: tables from `nodulekit.evaluate` in, a matplotlib Figure out (not registered
 with pyplot; nothing global changes).
 """
@@ -33,7 +36,7 @@ def roc_pr_figure(
     prevalence: float | None = None,
     title: str | None = None,
 ) -> Figure:
-    """ROC and precision-recall curves with their bootstrap bands.
+    """ROC and precision-recall curves of the candidates with their bootstrap bands.
 
     Parameters
     ----------
@@ -42,7 +45,7 @@ def roc_pr_figure(
     auc, ap : float, optional
         Printed in the legends.
     prevalence : float, optional
-        Share of nodules; drawn as the PR curve of a random classifier.
+        Share of positive candidates; drawn as the PR curve of a random classifier.
     """
     fig, (roc_ax, pr_ax) = _figure((9.0, 4.0), 2)
     roc, pr = bands["roc"], bands["pr"]
@@ -50,13 +53,13 @@ def roc_pr_figure(
     roc_ax.plot(roc["fpr"], roc["tpr"], lw=2, label="ROC" + (f" (AUC {auc:.3f})" if auc else ""))
     roc_ax.plot([0, 1], [0, 1], color="0.6", ls="--", lw=1, label="chance")
     roc_ax.set(xlabel="false positive rate (1 - specificity)", ylabel="recall (sensitivity)")
-    roc_ax.set_title("ROC")
+    roc_ax.set_title("ROC (candidates)")
     pr_ax.fill_between(pr["recall"], pr["low"], pr["high"], alpha=0.25, label="95% band")
     pr_ax.plot(pr["recall"], pr["precision"], lw=2, label="PR" + (f" (AP {ap:.3f})" if ap else ""))
     if prevalence is not None:
         pr_ax.axhline(prevalence, color="0.6", ls="--", lw=1, label=f"chance ({prevalence:.3g})")
     pr_ax.set(xlabel="recall (sensitivity)", ylabel="precision")
-    pr_ax.set_title("precision-recall")
+    pr_ax.set_title("precision-recall (candidates)")
     for ax in (roc_ax, pr_ax):
         ax.set(xlim=(0, 1), ylim=(0, 1.02))
         ax.grid(alpha=0.3)
@@ -67,8 +70,9 @@ def roc_pr_figure(
 
 
 def calibration_figure(table: pd.DataFrame, *, title: str | None = None) -> Figure:
-    """Reliability diagram: observed share of nodules against predicted probability per bin,
-    with the bin counts below (`nodulekit.evaluate.metrics.calibration_table`)."""
+    """Reliability diagram: observed share of positive candidates (on a nodule) against
+    predicted probability per bin, with the bin counts below
+    (`nodulekit.evaluate.metrics.calibration_table`)."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(4.5, 5.0), layout="constrained")
@@ -77,19 +81,24 @@ def calibration_figure(table: pd.DataFrame, *, title: str | None = None) -> Figu
     brier = table.attrs.get("brier")
     label = "model" + (f" (Brier {brier:.3f})" if brier is not None else "")
     top.plot(table["predicted"], table["observed"], marker="o", label=label)
-    top.set(ylabel="observed share of nodules", xlim=(0, 1), ylim=(0, 1.02))
+    top.set(ylabel="observed share of positive candidates", xlim=(0, 1), ylim=(0, 1.02))
     top.legend(fontsize=8, loc="upper left")
     top.grid(alpha=0.3)
     bottom.bar(table["predicted"], table["count"], width=0.05, color="0.4")
     bottom.set(xlabel="predicted probability", ylabel="candidates", yscale="log")
-    top.set_title(title or "calibration")
+    top.set_title(title or "calibration (candidates)")
     return fig
 
 
-def froc_figure(result: Any, *, label: str = "model", title: str | None = None) -> Figure:
+def froc_figure(
+    result: Any, *, label: str = "model", title: str | None = None, at: Any = None
+) -> Figure:
     """The FROC curve (log2 FP/scan axis) with its bootstrap band and the 7 LUNA16 points.
 
-    ``result`` is a `nodulekit.evaluate.froc.FrocResult`.
+    ``result`` is a `nodulekit.evaluate.froc.FrocResult`; ``at`` (a
+    `nodulekit.evaluate.nodule_recall.NoduleRecall`) marks the operating point of its
+    threshold: nodules found against false positives per scan (drawn at the axis' edge when
+    it lies outside 1/8 ... 8 FP/scan).
     """
     fig, ax = _figure((6.0, 4.2))
     fps, sens = np.asarray(result.fp_per_scan), np.asarray(result.sensitivity)
@@ -104,6 +113,11 @@ def froc_figure(result: Any, *, label: str = "model", title: str | None = None) 
     for x, y in zip(points["fp_per_scan"], points["sensitivity"], strict=True):
         ax.annotate(f"{y:.2f}", (x, y), textcoords="offset points", xytext=(0, 6), ha="center",
                     fontsize=7)  # fmt: skip
+    if at is not None:
+        where = "validation threshold" if at.source == "validation" else "threshold"
+        ax.plot(np.clip(at.fp_per_scan, FP_TICKS[0], FP_TICKS[-1]), at.recall, "*", ms=13,
+                color="C2", label=f"{where} {at.threshold:.3f}: {at.found}/{at.nodules} "
+                f"nodules, {at.fp_per_scan:.2f} FP/scan")  # fmt: skip
     ax.set_xscale("log", base=2)
     ax.set_xticks(FP_TICKS, [str(t) if t >= 1 else f"1/{int(1 / t)}" for t in FP_TICKS])
     ax.set(xlim=(FP_TICKS[0], FP_TICKS[-1]), ylim=(0, 1.08))
@@ -177,7 +191,9 @@ def save_evaluation_figures(evaluation: Any, out: Any, *, dpi: int = 110) -> lis
     from nodulekit._files import atomic_write
 
     out = Path(out)
-    figures = {"froc.png": froc_figure(evaluation.froc)}
+    figures = {
+        "froc.png": froc_figure(evaluation.froc, at=getattr(evaluation, "nodule_recall", None))
+    }
     curves = evaluation.curves
     if "roc" in curves and evaluation.classification is not None:
         c = evaluation.classification

@@ -188,3 +188,35 @@ def test_froc_per_band_skips_bands_without_nodules_in_the_scans_evaluated():
         MARKS, ANNOTATIONS, EXCLUDED, [B, C], size_band(ANNOTATIONS["diameter_mm"])
     )
     assert table["group"].tolist() == ["6-10 mm"]
+
+
+def test_bootstrap_of_three_scans_one_without_nodules_gives_a_finite_interval():
+    # 3 scans, C without nodules: 1 resample in 27 draws C three times and holds no nodule.
+    # Such a resample has no sensitivity; it is redrawn (conditional series bootstrap), so the
+    # interval stays finite and every one of the 200 replicates counts.
+    marks = _table(
+        [
+            (A, 0.0, 0.0, 0.0, 0.9),  # N1 found
+            (A, 100.0, 0.0, 0.0, 0.4),  # N2 found
+            (A, 200.0, 0.0, 0.0, 0.6),  # FP
+            (B, 0.0, 0.0, 0.0, 0.3),  # N3 found
+            (B, 300.0, 0.0, 0.0, 0.7),  # FP
+            (C, 0.0, 0.0, 0.0, 0.8),  # FP on the nodule-free scan
+            (C, 50.0, 0.0, 0.0, 0.2),  # FP
+        ],
+        "probability",
+    )
+    result = froc(marks, ANNOTATIONS, None, [A, B, C], n_resamples=200, seed=0)
+    points = result.operating_points
+    assert np.isfinite(result.cpm) and np.isfinite(result.cpm_ci).all()
+    assert result.cpm_ci[0] <= result.cpm <= result.cpm_ci[1]
+    assert np.isfinite(points[["ci_low", "ci_high"]].to_numpy()).all()
+    assert (points["ci_low"] <= points["sensitivity"] + 1e-9).all()
+    assert (points["sensitivity"] <= points["ci_high"] + 1e-9).all()
+    assert np.isfinite(result.band[["mean", "low", "high"]].to_numpy()).all()
+    boot = result.bootstrap
+    assert boot["resamples"] == 200 and boot["drawn"] == 200 + boot["without_nodules"]
+    assert boot["without_nodules"] > 0  # seed 0 draws some: the case this test is about
+    assert f"{boot['without_nodules']} resamples without a nodule redrawn" in result.summary()
+    again = froc(marks, ANNOTATIONS, None, [A, B, C], n_resamples=200, seed=0)
+    assert again.cpm_ci == result.cpm_ci  # still seeded

@@ -76,6 +76,7 @@ def test_paper_table_prints_the_class_balance():
     s = np.arange(y.size) % 10
     text = format_table(bootstrap_metrics(y, p, s, n_resamples=50))
     assert "class balance 1:500" in text
+    assert text.startswith("2004 candidates in 10 series: 4 positive (on a nodule), 2000 negative")
     assert "accuracy" in text and "%" in text
     assert class_balance(3, 4) == "1:1.3"
 
@@ -97,7 +98,7 @@ def test_training_and_evaluation_agree_on_size_band_edges():
     bands = size_band(edges).tolist()
     assert bands == ["<6 mm", "6-10 mm", "6-10 mm", "10-20 mm", "10-20 mm", ">=20 mm"]
     r = recall_by_size(np.ones(6, int), np.ones(6), edges, 0.5)
-    counts = (r["nodules_lt6mm"], r["nodules_6to10mm"], r["nodules_gt10mm"])
+    counts = (r["positives_lt6mm"], r["positives_6to10mm"], r["positives_gt10mm"])
     assert counts == (bands.count("<6 mm"), bands.count("6-10 mm"), 3)  # 10.0 is not 6-10
 
 
@@ -117,7 +118,8 @@ def test_size_bands_and_per_band_metrics():
     table = metrics_by_group(y, p, np.arange(7), groups, n_resamples=20)
     assert table["group"].tolist() == ["<6 mm", ">=20 mm"]
     small = table.set_index("group").loc["<6 mm"]
-    assert small["nodules"] == 2 and small["recall"] == 0.5
+    assert small["positive_candidates"] == 2 and small["recall"] == 0.5
+    assert "nodules" not in table  # positive candidates: LUNA16 has several per nodule
     assert small["auc"] == pytest.approx(
         roc_auc_score([1, 1, 0, 0, 0, 0], [0.9, 0.2, 0.1, 0.3, 0.5, 0.4])
     )
@@ -133,3 +135,17 @@ def test_the_evaluate_package_exports_detection():
     assert sorted(evaluate.__all__) == sorted(evaluate._LAZY)
     assert evaluate.detect_dataset is detect_dataset
     assert evaluate.froc_by_group is froc_by_group
+
+
+def test_bootstrap_says_how_many_resamples_held_no_positive():
+    from nodulekit.evaluate._bootstrap import series_weights
+
+    # three series, "c" without a positive candidate: a resample of only "c" has no recall
+    y = np.array([1, 0, 1, 0, 0, 0])
+    p = np.array([0.9, 0.2, 0.4, 0.6, 0.7, 0.1])
+    s = np.array(["a", "a", "b", "b", "c", "c"])
+    table = bootstrap_metrics(y, p, s, threshold=0.5, n_resamples=200, seed=0)
+    expected = int((series_weights(3, 200, seed=0)[:, :2].sum(axis=1) == 0).sum())
+    assert expected > 0 and table.attrs["resamples_without_positives"] == expected
+    assert np.isfinite(table.loc["recall", ["ci_low", "ci_high"]].to_numpy(float)).all()
+    assert f"{expected} without a positive candidate, left out of recall" in format_table(table)

@@ -50,6 +50,24 @@ def test_evaluate_a_checkpoint_then_its_predictions(run_and_data, tmp_path):
     assert metrics["threshold_source"] == "validation"
     assert metrics["threshold"] == pytest.approx(tested["threshold"])
     assert f"threshold {tested['threshold']:.4g} (validation)" in result.output
+    assert metrics["bootstrap"]["resamples"] == 50
+    # per nodule at the same threshold: a nodule is found by a mark >= it inside its radius
+    at = metrics["nodule_recall"]
+    assert (at["threshold"], at["threshold_source"]) == (metrics["threshold"], "validation")
+    ann = pd.read_csv(root / "annotations.csv", dtype={"seriesuid": str})
+    ann = ann[ann["seriesuid"].isin(set(predictions["seriesuid"].astype(str)))]
+    marks = predictions[predictions["probability"] >= at["threshold"]]
+    xyz = ["coordX", "coordY", "coordZ"]
+    found = sum(
+        bool((((marks.loc[marks["seriesuid"].astype(str) == n["seriesuid"], xyz]
+                - n[xyz].to_numpy(float)) ** 2).sum(axis=1) < (n["diameter_mm"] / 2) ** 2).any())
+        for _, n in ann.iterrows()
+    )  # fmt: skip
+    assert (at["nodules"], at["found"]) == (len(ann), found)
+    assert f"{found}/{len(ann)} nodules found" in result.output
+    table = pd.read_csv(out / "nodule_recall.csv")
+    assert table["band"].tolist() == ["< 6 mm", "6-10 mm", ">= 10 mm", "all"]
+    assert table["nodules"].iloc[:3].sum() == len(ann) == table["nodules"].iloc[3]
     given = CliRunner().invoke(
         app, ["evaluate", "--checkpoint", str(checkpoint), "--data", str(root), "--out",
               str(tmp_path / "given"), "--resamples", "20", "--device", "cpu",

@@ -110,10 +110,12 @@ def test_result_lines_count_epochs_from_one_and_quote_the_validation_threshold(t
     lines = train_main.result_lines(result)
     assert "best epoch: 1 (counting from 1)  best val AUC: 0.912" in lines[1]
     assert lines[3] == (
-        "  at threshold 0.420 chosen on validation: recall 0.875, precision 0.700, F1 0.778"
+        "  at threshold 0.420 chosen on validation: recall 0.875, precision 0.700, F1 0.778 "
+        "(per candidate)"
     )
     assert lines[4] == (
-        "  recall by nodule size: < 6 mm 0.500 of 4, 6-10 mm 1.000 of 3, >= 10 mm 1.000 of 1"
+        "  candidate recall by nodule size: < 6 mm 0.500 of 4 candidates, "
+        "6-10 mm 1.000 of 3 candidates, >= 10 mm 1.000 of 1 candidate"
     )
     del metrics["threshold_source"]  # a run from before thresholds were chosen on validation
     assert train_main.result_lines(result)[3].startswith("  at threshold 0.5: recall 0.500")

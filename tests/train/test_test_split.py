@@ -53,9 +53,9 @@ def test_test_metrics_report_recall_per_size_band(fake_cache, tmp_path):
     m = result.test_metrics
     sizes = test.diameters_mm
     positives = test.labels == 1
-    assert m["nodules_lt6mm"] == int((sizes[positives] < 6).sum())
-    assert m["nodules_6to10mm"] == int((sizes[positives] >= 6).sum())  # fake nodules: 4-8 mm
-    assert m["nodules_gt10mm"] == 0 and np.isnan(m["recall_gt10mm"])
+    assert m["positives_lt6mm"] == int((sizes[positives] < 6).sum())
+    assert m["positives_6to10mm"] == int((sizes[positives] >= 6).sum())  # fake nodules: 4-8 mm
+    assert m["positives_gt10mm"] == 0 and np.isnan(m["recall_gt10mm"])
     _, p = _probabilities(result.model, test)
     small = positives & (sizes < 6)
     assert m["recall_lt6mm"] == pytest.approx((p[small] >= m["threshold"]).mean())
@@ -116,5 +116,5 @@ def test_recall_by_size_bands_are_half_open():
         np.array([1, 1, 1, 1]), np.array([0.9, 0.1, 0.9, 0.9]), np.array([5.9, 6, 10, 10.1]), 0.5
     )
     # [low, high) as in LUNA16 reports: 6.0 is 6-10, 10.0 is >=10
-    assert (r["nodules_lt6mm"], r["nodules_6to10mm"], r["nodules_gt10mm"]) == (1, 1, 2)
+    assert (r["positives_lt6mm"], r["positives_6to10mm"], r["positives_gt10mm"]) == (1, 1, 2)
     assert r["recall_6to10mm"] == 0.0 and r["recall_gt10mm"] == 1.0

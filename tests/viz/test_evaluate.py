@@ -44,7 +44,9 @@ def test_roc_pr_and_calibration_figures():
     p = np.clip(0.4 * y + 0.6 * rng.random(400), 0, 1)
     bands = curve_bands(y, p, np.arange(400) % 20, n_resamples=50)
     fig = roc_pr_figure(bands, auc=0.9, ap=0.7, prevalence=0.2)
-    roc_ax, _pr_ax = fig.axes
+    roc_ax, pr_ax = fig.axes
+    # candidate-level curves say so: a nodule has several candidates
+    assert "candidates" in roc_ax.get_title() and "candidates" in pr_ax.get_title()
     assert "AUC 0.900" in [t.get_text() for t in roc_ax.get_legend().get_texts()][1]
     assert len(roc_ax.collections) == 1  # the band
     assert (bands["roc"]["low"] <= bands["roc"]["tpr"] + 1e-9).all()
@@ -52,6 +54,19 @@ def test_roc_pr_and_calibration_figures():
     assert table["count"].sum() == 400
     fig = calibration_figure(table)
     assert "Brier" in fig.axes[0].get_legend().get_texts()[1].get_text()
+    assert fig.axes[0].get_ylabel() == "observed share of positive candidates"
+
+
+def test_froc_figure_marks_the_operating_point_of_the_threshold():
+    from nodulekit.evaluate.nodule_recall import nodule_recall
+
+    result = froc(MARKS, ANN, None, ["a", "b"], n_resamples=0)
+    # at 0.5: the 10 mm nodule found (0.9), the 0.95 mark a false positive: 1/3, 0.5 FP/scan
+    fig = froc_figure(result, at=nodule_recall(result, 0.5, source="validation"))
+    ax = fig.axes[0]
+    star = next(line for line in ax.get_lines() if "threshold" in line.get_label())
+    assert (star.get_xdata()[0], star.get_ydata()[0]) == (0.5, pytest.approx(1 / 3))
+    assert star.get_label() == "validation threshold 0.500: 1/3 nodules, 0.50 FP/scan"
 
 
 def test_error_table_and_gallery_rows_agree():

@@ -451,7 +451,7 @@ def check_weakest_size_band(size_bands, answer) -> None:
         _say(False, f"answer with one of the band names in the table: {sorted(bands.values())}.")
     else:
         _say(bands[given] in weakest, "sort the table by its `recall` column: which band has "
-             "the smallest share of its nodules found?")  # fmt: skip
+             "the smallest share of its positive candidates found?")  # fmt: skip
 
 
 def check_threshold_source(choice) -> None:

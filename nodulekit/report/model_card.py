@@ -27,10 +27,10 @@ EVALUATION_FOLDERS = ("evaluation", "evaluate", "eval")
 CLASSIFICATION_NAMES = {
     "auc": "ROC AUC (candidates)",
     "ap": "average precision (candidates)",
-    "sensitivity": "sensitivity at the validation threshold",
-    "recall": "sensitivity at the validation threshold",
-    "specificity": "specificity at the validation threshold",
-    "precision": "precision at the validation threshold",
+    "sensitivity": "candidate recall at the validation threshold",
+    "recall": "candidate recall at the validation threshold",
+    "specificity": "candidate specificity at the validation threshold",
+    "precision": "candidate precision at the validation threshold",
 }
 
 
@@ -121,7 +121,7 @@ def _test_rows(test: dict, source: str) -> list[tuple[str, str, str, str]]:
     rows = [("held-out test ROC AUC", _fmt(test.get("auc")), NOT_AVAILABLE, source)]
     suffix = "_best" if "recall_best" in test else ""
     threshold = _fmt(test.get("threshold"))
-    for key, words in (("recall", "sensitivity"), ("precision", "precision")):
+    for key, words in (("recall", "candidate recall"), ("precision", "candidate precision")):
         label = f"held-out test {words} at threshold {threshold} (chosen on {where})"
         rows.append((label, _fmt(test.get(key + suffix)), NOT_AVAILABLE, source))
     return rows

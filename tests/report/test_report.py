@@ -67,6 +67,9 @@ def test_model_figures_come_with_their_intervals_and_sources(built):
     assert "0.901" in text and "0.850 – 0.943 (95%)" in text  # candidate AUC
     assert "0.877" in text  # the run's held-out test AUC, no interval there
     assert "chosen on validation" in text
+    # per-candidate figures say so: LUNA16 lists several candidates per nodule
+    assert "held-out test candidate recall at threshold" in text
+    assert "held-out test sensitivity" not in text
     assert "f00dfeedc0ffee12" in text and "luna16-synthetic" in text  # the data it learned
     assert "Research and teaching software, not a medical device" in text
     assert "that a finding is cancer" in text

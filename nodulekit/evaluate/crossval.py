@@ -109,10 +109,15 @@ def fold_plan(subsets: Any, folds: int = 10) -> list[Fold]:
             "has training, validation and test subsets"
         )
     if len(present) < folds:
+        fix = (
+            f"give --folds N with 3 <= N <= {len(present)}"
+            if len(present) > 3
+            else ("give --folds 3" if len(present) == 3 else "cross-validation needs 3 or more")
+        )
         raise NodulekitError(
             f"--folds {folds} needs at least {folds} subsets on disk, and only "
-            f"{len(present)} are there ({present}): give --folds N with 3 <= N <= "
-            f"{len(present)}, or download more subsets (`nodulekit download DIR --subsets ...`)"
+            f"{len(present)} are there ({present}): {fix}, or download more subsets "
+            "(`nodulekit download DIR --subsets 0-9`)"
         )
     group = {s: i % folds for i, s in enumerate(present)}
     plan = []

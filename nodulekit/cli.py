@@ -612,7 +612,7 @@ def crossval(
     """Cross-validate by subset as LUNA16 does: fold k tests on subset k, validates on the
     next, trains on the rest; every scan is scored once by the fold that held it out, and the
     pooled predictions get one FROC/CPM (with intervals) over all scans. Finished folds are
-    reused on a rerun. Costs FOLDS training runs."""
+    reused on a rerun, an interrupted one continues from its last.pt. Costs FOLDS training runs."""
     import sys
 
     from nodulekit.evaluate.crossval import cross_validate

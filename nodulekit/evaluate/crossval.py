@@ -23,10 +23,11 @@ chose its threshold) on it, and the FROC/CPM is computed once over all 888 scans
   validation threshold; no threshold is tuned on the pooled predictions. AUC, AP, the curves
   and the FROC rank the pooled probabilities, as LUNA16 does.
 - ``OUT/folds.csv``: one row per fold (subsets, scans, nodules, candidates, validation and
-  test AUC, threshold, whether it was reused).
+  test AUC, threshold, ``run``: trained, resumed or reused).
 
 A rerun reuses every finished fold (its ``test_metrics.json`` and ``best.pt`` present, its
-``config.json`` the same training options) and trains the others again from the start.
+``config.json`` the same training options), continues an interrupted one from its ``last.pt``
+(`nodulekit.train` ``resume``), and trains the others from the start.
 ``OUT/crossval.json`` records the plan and the training options: another plan or other
 options in the same ``OUT`` are refused unless ``overwrite=True`` (then every fold is trained
 again). ``OUT`` is locked while a cross-validation writes to it
@@ -256,22 +257,27 @@ def _remove_stale_folds(out: Path, folds: int) -> None:
                 folder.rmdir()
 
 
-def fold_is_finished(folder: Path, config: Any) -> bool:
-    """A fold to reuse: ``test_metrics.json`` and ``best.pt`` there, trained with ``config``'s
-    training options (`EXECUTION_FIELDS` may differ)."""
-    saved = folder / "config.json"
-    if not all((folder / n).is_file() for n in ("test_metrics.json", "best.pt", "config.json")):
-        return False
+def fold_state(folder: Path, config: Any) -> str:
+    """``"finished"`` (``test_metrics.json`` and ``best.pt`` there: reuse it), ``"resumable"``
+    (``last.pt`` there, no test yet: continue it), or ``"new"`` (train it from the start).
+
+    Only a fold whose ``config.json`` has ``config``'s split and training options counts as
+    finished or resumable (`EXECUTION_FIELDS` such as the device or threads may differ).
+    """
     try:
-        old = json.loads(saved.read_text(encoding="utf-8"))
+        old = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return False
+        return "new"
     keys = ("val_subsets", "test_subsets")
     same_split = all(list(old.get(k) or []) == list(getattr(config, k)) for k in keys)
-    new = _training_options(config.to_dict())
-    return same_split and json.dumps(_training_options(old), sort_keys=True) == json.dumps(
-        new, sort_keys=True
+    same = json.dumps(_training_options(old), sort_keys=True) == json.dumps(
+        _training_options(config.to_dict()), sort_keys=True
     )
+    if not (same_split and same):
+        return "new"
+    if (folder / "test_metrics.json").is_file() and (folder / "best.pt").is_file():
+        return "finished"
+    return "resumable" if (folder / "last.pt").is_file() else "new"
 
 
 # ---- the folds ----------------------------------------------------------------------------
@@ -390,8 +396,10 @@ def _run_fold(
         overwrite=True,  # an unfinished or outdated fold of this plan (crossval.json) is redone
     )
     started = time.perf_counter()
-    reused = not overwrite and fold_is_finished(folder, config)
-    if not reused:
+    state = "new" if overwrite else fold_state(folder, config)
+    if state == "resumable":  # interrupted: continue from its last finished epoch
+        config = dataclasses.replace(config, resume=str(folder / "last.pt"), overwrite=False)
+    if state != "finished":
         train(config)
     tested_path = folder / "test_metrics.json"
     if not tested_path.is_file():
@@ -403,7 +411,9 @@ def _run_fold(
     tested = json.loads(tested_path.read_text(encoding="utf-8"))
     threshold, source = fold_threshold(tested)
     scans = luna.scans.loc[luna.scans["subset"].isin(fold.test_subsets), "seriesuid"]
-    predictions = score_fold(folder / "best.pt", cache, scans, device=base.device)
+    predictions = score_fold(
+        folder / "best.pt", cache, scans, device=base.device, threads=base.threads
+    )
     predictions = predictions.assign(fold=fold.index, threshold=threshold)
     nodules = luna.annotations["seriesuid"].isin(set(scans))
     row = {
@@ -420,7 +430,7 @@ def _run_fold(
         "threshold": threshold,
         "threshold_source": source,
         **{f"test_{k}": _number(tested.get(f"{k}_best")) for k in ("recall", "precision", "f1")},
-        "reused": reused,
+        "run": {"finished": "reused", "resumable": "resumed"}.get(state, "trained"),
         "seconds": round(time.perf_counter() - started, 1),
     }
     return row, predictions
@@ -436,22 +446,36 @@ def fold_threshold(test_metrics: dict[str, Any]) -> tuple[float, str]:
 
 
 def score_fold(
-    checkpoint: Path, cache: Any, scans: Any, *, device: str = "auto", batch_size: int = 128
+    checkpoint: Path,
+    cache: Any,
+    scans: Any,
+    *,
+    device: str = "auto",
+    batch_size: int = 128,
+    threads: int = 0,
 ) -> pd.DataFrame:
     """The candidates of ``scans`` in the crop cache scored with ``checkpoint``: LUNA16 columns,
-    ``probability`` and ``class``."""
+    ``probability`` and ``class``. ``threads``: torch CPU threads meanwhile (0: unchanged)."""
+    import torch
+
     from nodulekit.evaluate.scoring import load_model, score_cache
 
     model, _ = load_model(checkpoint, device=device)
     rows = np.flatnonzero(cache.index["seriesuid"].isin(set(scans)).to_numpy())
-    probability = score_cache(model, cache, rows, batch_size=batch_size, device=device)
+    before = torch.get_num_threads()
+    if threads > 0:
+        torch.set_num_threads(threads)
+    try:
+        probability = score_cache(model, cache, rows, batch_size=batch_size, device=device)
+    finally:
+        torch.set_num_threads(before)
     table = cache.index.iloc[rows][["seriesuid", "coordX", "coordY", "coordZ", "class"]]
     table = table.assign(probability=probability).reset_index(drop=True)
     return table[["seriesuid", "coordX", "coordY", "coordZ", "probability", "class"]]
 
 
 def _fold_line(row: dict[str, Any], folds: int) -> str:
-    how = "reused" if row["reused"] else f"trained in {row['seconds']:.0f} s"
+    how = "reused" if row["run"] == "reused" else f"{row['run']} in {row['seconds']:.0f} s"
     return (
         f"fold {row['fold']} of {folds}: test subsets {row['test_subsets']} ({row['scans']} "
         f"scans, {row['nodules']} nodules), validation {row['val_subsets']}: val AUC "

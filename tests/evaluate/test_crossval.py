@@ -91,7 +91,7 @@ def test_each_fold_tests_on_subsets_it_neither_trained_nor_validated_on(done):
     folds = pd.read_csv(out / "folds.csv")
     assert folds["test_subsets"].astype(str).tolist() == ["0", "1", "2"]
     assert folds["val_subsets"].astype(str).tolist() == ["1", "2", "0"]
-    assert folds["scans"].sum() == 6 and not folds["reused"].any()
+    assert folds["scans"].sum() == 6 and (folds["run"] == "trained").all()
 
 
 def test_the_pooled_froc_counts_every_scan_and_nodule(data, done):
@@ -156,7 +156,7 @@ def test_pooled_metrics_decide_per_candidate_never_at_one_pooled_threshold():
     assert np.isnan(table.attrs["threshold"])
 
 
-def test_a_rerun_reuses_finished_folds_and_redoes_an_unfinished_one(done, tmp_path, monkeypatch):
+def test_a_rerun_reuses_finished_folds_and_continues_interrupted_ones(done, tmp_path, monkeypatch):
     import nodulekit.train.pipeline as pipeline
     from nodulekit.train import TrainConfig
 
@@ -167,7 +167,7 @@ def test_a_rerun_reuses_finished_folds_and_redoes_an_unfinished_one(done, tmp_pa
     trained, real_train = [], pipeline.train
 
     def spy(config, **kwargs):
-        trained.append(config.out)
+        trained.append((config.out, config.resume))
         return real_train(config, **kwargs)
 
     monkeypatch.setattr(pipeline, "train", spy)
@@ -179,8 +179,17 @@ def test_a_rerun_reuses_finished_folds_and_redoes_an_unfinished_one(done, tmp_pa
     assert {k: (copy / f"fold-{k}" / "best.pt").stat().st_mtime_ns for k in range(3)} == stamps
     pd.testing.assert_frame_equal(again.predictions, result.predictions)
     (copy / "fold-1" / "test_metrics.json").unlink()  # as if killed before its test
-    cross_validate(config, folds=3, out=copy, n_resamples=50, echo=lines.append)
-    assert trained == [str(copy / "fold-1")]
+    (copy / "fold-2" / "test_metrics.json").unlink()
+    (copy / "fold-2" / "last.pt").unlink()  # as if killed in its first epoch
+    lines.clear()
+    again = cross_validate(config, folds=3, out=copy, n_resamples=50, echo=lines.append)
+    fold1, fold2 = copy / "fold-1", copy / "fold-2"
+    assert trained == [(str(fold1), str(fold1 / "last.pt")), (str(fold2), None)]
+    assert again.folds["run"].tolist() == ["reused", "resumed", "trained"]
+    assert "(resumed in" in lines[1] and (fold1 / "test_metrics.json").is_file()
+    resumed = again.predictions[again.predictions["fold"] == 1].reset_index(drop=True)
+    before = result.predictions[result.predictions["fold"] == 1].reset_index(drop=True)
+    pd.testing.assert_frame_equal(resumed, before)  # its best.pt, at its threshold, again
     assert (copy / "fold-0" / "best.pt").stat().st_mtime_ns == stamps[0]
 
 

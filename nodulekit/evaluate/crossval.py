@@ -237,16 +237,24 @@ def _claim(out: Path, spec: dict[str, Any], *, overwrite: bool) -> Iterator[None
                     f"{', '.join(held[:5])}); give --overwrite or another --out folder"
                 )
         if overwrite:
-            _remove_stale_folds(out, len(spec["plan"]))
+            _remove_stale_outputs(out, len(spec["plan"]), ours=recorded.is_file())
         write_text_atomic(recorded, json.dumps(spec, indent=2) + "\n", permissions=None)
         yield
     finally:
         _release(out)
 
 
-def _remove_stale_folds(out: Path, folds: int) -> None:
-    """On overwrite, the run files of fold folders beyond this plan's last fold."""
+def _remove_stale_outputs(out: Path, folds: int, *, ours: bool) -> None:
+    """On overwrite: the pooled outputs (``evaluation/`` only when ``ours``: OUT held a
+    cross-validation), and the run files of fold folders beyond this plan's last fold."""
+    import shutil
+
     from nodulekit.train.run_dir import LOCK_NAME, RUN_FILES
+
+    for name in ("folds.csv", "predictions.csv"):
+        (out / name).unlink(missing_ok=True)
+    if ours and (out / "evaluation").is_dir():
+        shutil.rmtree(out / "evaluation")
 
     for folder in out.glob("fold-*"):
         suffix = folder.name.removeprefix("fold-")

@@ -213,6 +213,23 @@ def test_other_options_in_the_same_folder_are_refused(done, tmp_path):
         cross_validate(config, folds=3, out=stranger, n_resamples=20)
 
 
+def test_overwrite_trains_every_fold_again_and_clears_what_is_stale(done, tmp_path):
+    from nodulekit.train import TrainConfig
+
+    _, out, _ = done
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    stale = copy / "fold-5"  # left by an earlier cross-validation with more folds
+    stale.mkdir()
+    (stale / "config.json").write_text("{}", encoding="utf-8")
+    config = TrainConfig(data=_data_of(out), **{**TINY, "seed": 1})
+    result = cross_validate(config, folds=3, out=copy, n_resamples=20, overwrite=True)
+    assert result.folds["run"].tolist() == ["trained"] * 3
+    assert not stale.exists()
+    assert _json(copy / "crossval.json")["train"]["seed"] == 1
+    assert _json(copy / "fold-0" / "config.json")["seed"] == 1
+
+
 def test_too_few_subsets_are_refused_before_anything_is_written(data, tmp_path):
     from nodulekit.train import TrainConfig
 

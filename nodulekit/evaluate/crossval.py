@@ -368,6 +368,11 @@ def _base_config(config: Any, out: Any, *, progress: bool | None, quiet: bool | 
 
     if not isinstance(config, TrainConfig):
         config = TrainConfig.from_dict(dict(config))
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise NodulekitError(
+            "cross-validation runs in one process (it trains the folds one after another): "
+            "start it with `nodulekit crossval`, not under torchrun"
+        )
     if not config.data:
         raise ValueError("cross-validation needs config.data, a LUNA16-layout root")
     if config.task != "classify":

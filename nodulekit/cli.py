@@ -582,6 +582,78 @@ def app_command(
     raise typer.Exit(code=code)
 
 
+# ---- cross-validation (nodulekit.evaluate.crossval) -----------------------------------
+
+
+@app.command()
+def crossval(
+    data: Annotated[
+        Path, typer.Argument(help="LUNA16-layout root (subsetN/, candidates_V2.csv...).")
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(help="Folder for the fold-K/ runs, folds.csv, predictions.csv, evaluation/."),
+    ],
+    folds: Annotated[
+        int, typer.Option(help="Folds: 3 to the number of subsets on disk (10 on full LUNA16).")
+    ] = 10,
+    epochs: Annotated[
+        Optional[int],  # noqa: UP045 - typer needs Optional on 3.10
+        typer.Option(help="Maximum epochs of each fold (default: nodulekit train's)."),
+    ] = None,
+    samples_per_epoch: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(help="Training samples per epoch (default: nodulekit train's)."),
+    ] = None,
+    model: Annotated[str, typer.Option(help="Model name (cnn, resnet, resnet18).")] = "cnn",
+    batch_size: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(help="Batch size (default: nodulekit train's)."),
+    ] = None,
+    threads: Annotated[int, typer.Option(help="torch CPU threads (0: torch's default).")] = 0,
+    device: Annotated[str, typer.Option(help="auto (CUDA, MPS, CPU), cpu, cuda...")] = "auto",
+    seed: Annotated[int, typer.Option(help="Seed of every fold's training.")] = 0,
+    cache_workers: Annotated[int, typer.Option(help="Processes that build the crop cache.")] = 2,
+    resamples: Annotated[int, typer.Option(help="Bootstrap resamples of scans.")] = 1000,
+    figures: Annotated[
+        bool, typer.Option(help="Draw froc.png, roc_pr.png... into OUT/evaluation/.")
+    ] = True,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="Train every fold again when OUT holds a cross-validation with other options.",
+        ),
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No line per epoch (one line per fold stays).")
+    ] = False,
+) -> None:
+    """Cross-validate by subset as LUNA16 does: fold k tests on subset k, validates on the
+    next, trains on the rest; every scan is scored once by the fold that held it out, and the
+    pooled predictions get one FROC/CPM (with intervals) over all scans. Finished folds are
+    reused on a rerun, an interrupted one continues from its last.pt. Costs FOLDS training runs."""
+    import sys
+
+    from nodulekit.evaluate.crossval import cross_validate
+    from nodulekit.train.config import TrainConfig
+
+    given = {"epochs": epochs, "samples_per_epoch": samples_per_epoch, "batch_size": batch_size}
+    config = TrainConfig(
+        data=str(data), out=str(out), model=model, threads=threads, device=device, seed=seed,
+        cache_workers=cache_workers, **{k: v for k, v in given.items() if v is not None},
+    )  # fmt: skip
+    result = cross_validate(
+        config, folds=folds, out=out, n_resamples=resamples, seed=0, overwrite=overwrite,
+        progress=sys.stderr.isatty() and not quiet, quiet=quiet, echo=typer.echo,
+    )  # fmt: skip
+    if figures:
+        from nodulekit.viz.evaluate import save_evaluation_figures
+
+        save_evaluation_figures(result.evaluation, out / "evaluation")
+    typer.echo(result.summary())
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

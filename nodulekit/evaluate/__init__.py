@@ -11,6 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover - what editors and type checkers see
+    from nodulekit.evaluate.crossval import CrossValidation, cross_validate
     from nodulekit.evaluate.detect import candidate_points, detect_scan
     from nodulekit.evaluate.detect_all import detect_dataset
     from nodulekit.evaluate.froc import FP_PER_SCAN, FrocResult, froc, froc_by_group
@@ -69,10 +70,13 @@ _LAZY = {
     "score_crops": "nodulekit.evaluate.scoring",
     "nodule_recall": "nodulekit.evaluate.nodule_recall",
     "NoduleRecall": "nodulekit.evaluate.nodule_recall",
+    "cross_validate": "nodulekit.evaluate.crossval",
+    "CrossValidation": "nodulekit.evaluate.crossval",
 }
 
 __all__ = [  # the same names as _LAZY (a test checks)
     "FP_PER_SCAN",
+    "CrossValidation",
     "Evaluation",
     "FrocResult",
     "NoduleRecall",
@@ -85,6 +89,7 @@ __all__ = [  # the same names as _LAZY (a test checks)
     "classification_metrics",
     "confusion_counts",
     "crop_geometry",
+    "cross_validate",
     "curve_bands",
     "detect_dataset",
     "detect_scan",

@@ -2,7 +2,7 @@
 
 Run: ``python benchmarks/bench_froc.py [--scans 888] [--marks 750000]``. Builds a synthetic
 submission the size of LUNA16's (888 scans, 1186 nodules, excluded findings, 750,000 marks),
-scores it with `nodulekit.evaluate.froc.froc` and with `script_froc` below (a faithful
+scores it with `nodulekit.evaluate.froc` and with `script_froc` below (a faithful
 re-implementation of ``noduleCADEvaluationLUNA16.py``'s per-scan Python loops), checks that both
 give the same CPM, and prints seconds and the ratio measured in this one run.
 
@@ -112,7 +112,7 @@ def script_froc(predictions, annotations, excluded, seriesuids):
 
 
 def main() -> None:
-    from nodulekit.evaluate.froc import froc
+    from nodulekit.evaluate._froc import froc
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scans", type=int, default=888)

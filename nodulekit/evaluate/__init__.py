@@ -11,10 +11,11 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover - what editors and type checkers see
+    from nodulekit.evaluate._froc import FP_PER_SCAN, FrocResult, froc, froc_by_group
+    from nodulekit.evaluate._nodule_recall import NoduleRecall, nodule_recall
     from nodulekit.evaluate.crossval import CrossValidation, cross_validate
     from nodulekit.evaluate.detect import candidate_points, detect_scan
     from nodulekit.evaluate.detect_all import detect_dataset
-    from nodulekit.evaluate.froc import FP_PER_SCAN, FrocResult, froc, froc_by_group
     from nodulekit.evaluate.gallery import error_crops, error_table
     from nodulekit.evaluate.metrics import (
         bootstrap_metrics,
@@ -29,7 +30,6 @@ if TYPE_CHECKING:  # pragma: no cover - what editors and type checkers see
         paper_table,
         size_band,
     )
-    from nodulekit.evaluate.nodule_recall import NoduleRecall, nodule_recall
     from nodulekit.evaluate.predictions import (
         check_predictions,
         read_predictions,
@@ -48,13 +48,13 @@ _LAZY = {
     "class_balance": "nodulekit.evaluate.metrics",
     "size_band": "nodulekit.evaluate.metrics",
     "metrics_by_group": "nodulekit.evaluate.metrics",
-    "froc": "nodulekit.evaluate.froc",
-    "froc_by_group": "nodulekit.evaluate.froc",
+    "froc": "nodulekit.evaluate._froc",
+    "froc_by_group": "nodulekit.evaluate._froc",
     "detect_scan": "nodulekit.evaluate.detect",
     "candidate_points": "nodulekit.evaluate.detect",
     "detect_dataset": "nodulekit.evaluate.detect_all",
-    "FrocResult": "nodulekit.evaluate.froc",
-    "FP_PER_SCAN": "nodulekit.evaluate.froc",
+    "FrocResult": "nodulekit.evaluate._froc",
+    "FP_PER_SCAN": "nodulekit.evaluate._froc",
     "read_predictions": "nodulekit.evaluate.predictions",
     "check_predictions": "nodulekit.evaluate.predictions",
     "write_predictions": "nodulekit.evaluate.predictions",
@@ -68,8 +68,8 @@ _LAZY = {
     "load_model": "nodulekit.evaluate.scoring",
     "crop_geometry": "nodulekit.evaluate.scoring",
     "score_crops": "nodulekit.evaluate.scoring",
-    "nodule_recall": "nodulekit.evaluate.nodule_recall",
-    "NoduleRecall": "nodulekit.evaluate.nodule_recall",
+    "nodule_recall": "nodulekit.evaluate._nodule_recall",
+    "NoduleRecall": "nodulekit.evaluate._nodule_recall",
     "cross_validate": "nodulekit.evaluate.crossval",
     "CrossValidation": "nodulekit.evaluate.crossval",
 }

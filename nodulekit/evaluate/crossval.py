@@ -335,7 +335,7 @@ def cross_validate(
         another process is writing to it.
     """
     from nodulekit.data import Luna16
-    from nodulekit.train.pipeline import default_cache_dir, open_or_build_cache
+    from nodulekit.train.pipeline import crop_cache_dir, open_or_build_cache
 
     base = _base_config(config, out, progress=progress, quiet=quiet)
     luna = Luna16(base.data, warn_missing=False)
@@ -343,7 +343,8 @@ def cross_validate(
     out = Path(out)
     overwrite = bool(overwrite or base.overwrite)
     with _claim(out, _spec(base, plan), overwrite=overwrite):
-        base.cache = str(default_cache_dir(base))  # one cache, built once, for every fold
+        # one cache, built once, for every fold
+        base.cache = str(crop_cache_dir(base.data, base.cache))
         cache = open_or_build_cache(base, progress=bool(base.progress))
         rows, scored = [], []
         for fold in plan:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from nodulekit.evaluate.froc import FrocResult
+from nodulekit.evaluate._froc import FrocResult
 
 COLUMNS = [
     "kind",

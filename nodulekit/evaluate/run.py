@@ -154,7 +154,7 @@ def evaluate_predictions(
     and metrics.json says so (``threshold`` null).
     """
     from nodulekit.data import Luna16
-    from nodulekit.evaluate.froc import froc
+    from nodulekit.evaluate._froc import froc
     from nodulekit.evaluate.predictions import check_predictions, read_predictions
 
     luna = Luna16(data, warn_missing=False)
@@ -178,7 +178,7 @@ def evaluate_predictions(
 
 def _froc_bands(predictions: pd.DataFrame, luna: Any, scans: list[str]) -> pd.DataFrame:
     """CPM per nodule size band (`froc_by_group`)."""
-    from nodulekit.evaluate.froc import froc_by_group
+    from nodulekit.evaluate._froc import froc_by_group
     from nodulekit.train.metrics import size_band
 
     ann = luna.annotations
@@ -227,7 +227,7 @@ def _write_json(evaluation: Evaluation, out: Path) -> None:
 
 def attach_diameters(candidates: pd.DataFrame, annotations: pd.DataFrame) -> np.ndarray:
     """Diameter (mm) of the annotated nodule each candidate lies in (nearest), NaN if none."""
-    from nodulekit.evaluate.froc import match_marks
+    from nodulekit.evaluate._froc import match_marks
 
     scans = list(dict.fromkeys(candidates["seriesuid"].astype(str)))
     index = pd.Index(scans)
@@ -376,8 +376,8 @@ def evaluate_checkpoint(
     ``crop_size_mm``/``crop_shape`` that differ from it are refused (`CheckpointError`).
     """
     from nodulekit.data import Luna16
-    from nodulekit.evaluate.froc import froc
-    from nodulekit.evaluate.nodule_recall import nodule_recall
+    from nodulekit.evaluate._froc import froc
+    from nodulekit.evaluate._nodule_recall import nodule_recall
     from nodulekit.evaluate.predictions import write_predictions
     from nodulekit.evaluate.scoring import crop_geometry, load_model, score_cache
     from nodulekit.train.config import TrainConfig

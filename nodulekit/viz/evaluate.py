@@ -95,8 +95,8 @@ def froc_figure(
 ) -> Figure:
     """The FROC curve (log2 FP/scan axis) with its bootstrap band and the 7 LUNA16 points.
 
-    ``result`` is a `nodulekit.evaluate.froc.FrocResult`; ``at`` (a
-    `nodulekit.evaluate.nodule_recall.NoduleRecall`) marks the operating point of its
+    ``result`` is a `nodulekit.evaluate.FrocResult`; ``at`` (a
+    `nodulekit.evaluate.NoduleRecall`) marks the operating point of its
     threshold: nodules found against false positives per scan (drawn at the axis' edge when
     it lies outside 1/8 ... 8 FP/scan).
     """

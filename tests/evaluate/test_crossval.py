@@ -96,7 +96,7 @@ def test_each_fold_tests_on_subsets_it_neither_trained_nor_validated_on(done):
 
 def test_the_pooled_froc_counts_every_scan_and_nodule(data, done):
     from nodulekit.data import Luna16
-    from nodulekit.evaluate.froc import froc
+    from nodulekit.evaluate._froc import froc
 
     result, out, _ = done
     luna = Luna16(data)

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from nodulekit.errors import TableError
-from nodulekit.evaluate.froc import froc
+from nodulekit.evaluate._froc import froc
 from nodulekit.evaluate.predictions import read_predictions
 
 A, B, C = "1.2.840.1", "1.2.840.2", "1.2.840.3"  # C: a scan with no marks and no nodules
@@ -131,7 +131,7 @@ def test_bootstrap_band_is_seeded_and_brackets_the_curve():
 
 
 def test_one_resample_of_every_scan_once_is_the_point_estimate():
-    from nodulekit.evaluate import froc as froc_module
+    from nodulekit.evaluate import _froc as froc_module
 
     bench = _bench()
     marks, ann, exc, uids = bench.luna_scale_data(30, 3000, 40, 30, seed=5)
@@ -168,7 +168,7 @@ def test_bad_predictions_name_file_line_and_column(tmp_path, text, message):
 
 
 def test_froc_per_size_band_ignores_the_other_bands_nodules():
-    from nodulekit.evaluate.froc import froc_by_group
+    from nodulekit.evaluate._froc import froc_by_group
     from nodulekit.evaluate.metrics import size_band
 
     table = froc_by_group(
@@ -181,7 +181,7 @@ def test_froc_per_size_band_ignores_the_other_bands_nodules():
 
 
 def test_froc_per_band_skips_bands_without_nodules_in_the_scans_evaluated():
-    from nodulekit.evaluate.froc import froc_by_group
+    from nodulekit.evaluate._froc import froc_by_group
     from nodulekit.evaluate.metrics import size_band
 
     table = froc_by_group(

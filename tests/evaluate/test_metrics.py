@@ -127,8 +127,8 @@ def test_size_bands_and_per_band_metrics():
 
 def test_the_evaluate_package_exports_detection():
     import nodulekit.evaluate as evaluate
+    from nodulekit.evaluate._froc import froc_by_group
     from nodulekit.evaluate.detect_all import detect_dataset
-    from nodulekit.evaluate.froc import froc_by_group
 
     for name in ("detect_scan", "candidate_points", "detect_dataset", "froc_by_group"):
         assert name in evaluate.__all__ and name in dir(evaluate)

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from nodulekit.evaluate.froc import froc
-from nodulekit.evaluate.nodule_recall import nodule_recall
+from nodulekit.evaluate._froc import froc
+from nodulekit.evaluate._nodule_recall import nodule_recall
 from tests.evaluate.test_froc import ANNOTATIONS, EXCLUDED, MARKS, A, B, C
 
 

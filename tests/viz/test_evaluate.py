@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nodulekit.evaluate.froc import froc
+from nodulekit.evaluate._froc import froc
 from nodulekit.evaluate.gallery import error_table
 from nodulekit.evaluate.metrics import calibration_table, curve_bands
 from nodulekit.preprocess.crop import Crop
@@ -58,7 +58,7 @@ def test_roc_pr_and_calibration_figures():
 
 
 def test_froc_figure_marks_the_operating_point_of_the_threshold():
-    from nodulekit.evaluate.nodule_recall import nodule_recall
+    from nodulekit.evaluate._nodule_recall import nodule_recall
 
     result = froc(MARKS, ANN, None, ["a", "b"], n_resamples=0)
     # at 0.5: the 10 mm nodule found (0.9), the 0.95 mark a false positive: 1/3, 0.5 FP/scan

@@ -3,7 +3,7 @@
 Candidate-level recall (`nodulekit.evaluate.metrics`, ``test_metrics.json``) counts positive
 *candidates*: LUNA16's ``candidates_V2.csv`` holds several per nodule, so a nodule with three
 candidates counts three times. What a reader of a scan cares about is the nodules. With the
-marks matched to the annotated nodules by the LUNA16 rules (`nodulekit.evaluate.froc.froc`),
+marks matched to the annotated nodules by the LUNA16 rules (`nodulekit.evaluate.froc`),
 at a threshold ``t``:
 
 - a nodule is *found* when at least one mark with ``probability >= t`` lies inside its radius
@@ -104,7 +104,7 @@ class NoduleRecall:
 def nodule_recall(result: Any, threshold: float, *, source: str = "given") -> NoduleRecall:
     """Nodules found (per size band) and false positives per scan at ``threshold``.
 
-    ``result`` is a `nodulekit.evaluate.froc.FrocResult` (its ``nodules`` carry
+    ``result`` is a `nodulekit.evaluate.FrocResult` (its ``nodules`` carry
     ``diameter_mm`` and the ``probability`` of their best mark; its ``marks`` their
     ``outcome``). ``source`` says where the threshold came from, for the summary.
     """

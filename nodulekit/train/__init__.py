@@ -32,7 +32,6 @@ if TYPE_CHECKING:  # pragma: no cover - what editors and type checkers see
     from nodulekit.train.data import (
         CandidateDataset,
         choose_splits,
-        luna16_folds,
         nodule_diameters,
         split_by_series,
         subsets_with_nodules,
@@ -75,7 +74,6 @@ _LAZY = {
     "CandidateDataset": "nodulekit.train.data",
     "split_by_series": "nodulekit.train.data",
     "choose_splits": "nodulekit.train.data",
-    "luna16_folds": "nodulekit.train.data",
     "BalancedSampler": "nodulekit.train.sampler",
     "Augment": "nodulekit.train.augment",
     "Callback": "nodulekit.train.callbacks",
@@ -117,7 +115,6 @@ __all__ = [
     "claim_run_dir",
     "fit",
     "load_checkpoint",
-    "luna16_folds",
     "nodule_diameters",
     "open_or_build_cache",
     "predict_logits",

@@ -300,15 +300,3 @@ def subsets_with_nodules(
     else:
         found = positive["subset"]
     return tuple(sorted({int(s) for s in found}))
-
-
-def luna16_folds(index: pd.DataFrame, fold: int, *, n_folds: int = 10) -> dict[str, np.ndarray]:
-    """LUNA16 cross-validation: fold ``fold`` validates on ``subset == fold``, the rest train.
-
-    With ``n_folds`` other than 10, subsets are grouped as ``subset % n_folds``.
-    """
-    if not 0 <= int(fold) < int(n_folds):
-        raise ValueError(f"fold must be in 0..{n_folds - 1}, not {fold}")
-    subsets = set(index["subset"].astype(int)) if "subset" in index else set()
-    val = [s for s in subsets if s % n_folds == fold]
-    return split_by_series(index, val_subsets=val, test_subsets=())

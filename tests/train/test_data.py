@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from nodulekit.train.data import CandidateDataset, luna16_folds, split_by_series
+from nodulekit.train.data import CandidateDataset, split_by_series
 
 
 def test_sample_is_normalised_crop_label_and_meta(fake_cache):
@@ -58,17 +58,6 @@ def test_no_series_is_in_two_splits(fake_cache):
     assert not series["train"] & series["test"]
     assert not series["val"] & series["test"]
     assert sum(len(r) for r in splits.values()) == len(index)
-
-
-def test_luna16_ten_folds_cover_every_series_once_for_validation(fake_cache):
-    index = fake_cache.index
-    seen = []
-    for fold in range(10):
-        split = luna16_folds(index, fold)
-        val_series = set(index["seriesuid"].iloc[split["val"]])
-        assert not val_series & set(index["seriesuid"].iloc[split["train"]])
-        seen += sorted(val_series)
-    assert sorted(seen) == sorted(index["seriesuid"].unique())
 
 
 def test_a_series_in_two_subsets_is_refused():

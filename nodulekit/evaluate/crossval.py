@@ -213,11 +213,9 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 @contextlib.contextmanager
 def _claim(out: Path, spec: dict[str, Any], *, overwrite: bool) -> Iterator[None]:
     """Lock OUT (the run-folder lock) and refuse another cross-validation's folder."""
-    from nodulekit.train.run_dir import LOCK_NAME, _acquire, _release, make_run_dir
+    from nodulekit.train.run_dir import LOCK_NAME, locked
 
-    make_run_dir(out)
-    _acquire(out)
-    try:
+    with locked(out):
         recorded = out / "crossval.json"
         if recorded.is_file() and not overwrite:
             old = json.loads(recorded.read_text(encoding="utf-8"))
@@ -240,8 +238,6 @@ def _claim(out: Path, spec: dict[str, Any], *, overwrite: bool) -> Iterator[None
             _remove_stale_outputs(out, len(spec["plan"]), ours=recorded.is_file())
         write_text_atomic(recorded, json.dumps(spec, indent=2) + "\n", permissions=None)
         yield
-    finally:
-        _release(out)
 
 
 def _remove_stale_outputs(out: Path, folds: int, *, ours: bool) -> None:

@@ -85,6 +85,18 @@ def _release(run_dir: Path) -> None:
     os.close(fd)  # closing the descriptor drops the flock
 
 
+@contextlib.contextmanager
+def locked(run_dir: str | os.PathLike) -> Iterator[Path]:
+    """Hold the run-folder lock of ``run_dir`` (created) for as long as the block runs;
+    re-entrant within a process. Another process holding it is refused (`OutputExistsError`)."""
+    run_dir = make_run_dir(run_dir)
+    _acquire(run_dir)
+    try:
+        yield run_dir
+    finally:
+        _release(run_dir)
+
+
 def _check_contents(run_dir: Path, *, resume: str | None, overwrite: bool) -> None:
     """Refuse a folder holding another run, clear run files on ``overwrite``/resume."""
     resuming = resume is not None and Path(resume).resolve().parent == run_dir.resolve()
@@ -115,13 +127,9 @@ def claim_run_dir(path: str | os.PathLike, *, resume: str | None = None, overwri
         The folder is locked by another run, or holds files and neither ``resume`` (a
         checkpoint inside it) nor ``overwrite`` was given.
     """
-    run_dir = make_run_dir(path)
-    _acquire(run_dir)
-    try:
+    with locked(path) as run_dir:
         _check_contents(run_dir, resume=resume, overwrite=overwrite)
         yield run_dir
-    finally:
-        _release(run_dir)
 
 
 @contextlib.contextmanager

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from nodulekit.cli import app
 from nodulekit.data import Luna16, make_synthetic_luna16, read_scan, write_scan
-from nodulekit.demo import run_demo
+from nodulekit.demo import DEMO_SCANS, demo_splits, held_out_subsets, run_demo
 from tests.privacy_helpers import find_in_tree, make_identified_dicom_series
 
 TINY_TRAINING = {"samples_per_epoch": 64, "batch_size": 16, "crop_shape": (16, 16, 16)}
@@ -83,6 +83,38 @@ def test_demo_writes_everything_under_its_folder_and_reuses_data(tmp_path, monke
     assert "synthetic data: reusing" in again[0]
     assert not any("explaining" in line or "explained:" in line for line in again)
     assert "epoch 1/1" not in capsys.readouterr().out  # --quiet: no progress line
+
+
+def test_the_demo_holds_out_two_subsets_each_for_validation_and_test_on_its_synthetic_set(
+    tmp_path,
+):
+    # 20 scans, 2 per subset: one subset would validate on 2 scans and test on 2 more
+    root = make_synthetic_luna16(tmp_path / "d", n_scans=20, size="tiny", progress=False)
+    assert demo_splits(root) == {"val_subsets": (6, 7), "test_subsets": (8, 9)}
+    # a subset whose scans hold no nodule neither validates nor tests: it trains
+    candidates = pd.read_csv(root / "candidates_V2.csv", dtype={"seriesuid": str})
+    in_9 = candidates["seriesuid"].isin(Luna16(root).scans.query("subset == 9")["seriesuid"])
+    candidates[~(in_9 & (candidates["class"] == 1))].to_csv(root / "candidates_V2.csv", index=False)
+    assert demo_splits(root) == {"val_subsets": (5, 6), "test_subsets": (7, 8)}
+
+
+def test_held_out_subsets_keep_one_subset_each_when_subsets_are_big_or_few():
+    assert held_out_subsets({s: 6 for s in range(10)}) == ((6, 7), (8, 9))
+    assert held_out_subsets({s: 12 for s in range(10)}) == ((8,), (9,))  # 12 scans each
+    assert held_out_subsets({s: 3 for s in range(7)}) == ((5,), (6,))  # 4 would leave 3
+    assert held_out_subsets({0: 1, 4: 2, 9: 3}) == ((4,), (9,))
+    with pytest.raises(ValueError, match="three or more subsets"):
+        held_out_subsets({0: 5, 1: 5})
+
+
+def test_the_command_and_the_function_make_the_same_demo_set():
+    import inspect
+
+    from nodulekit.cli import demo
+
+    assert DEMO_SCANS == 60  # 12 scans in each of validation and test (benchmarks/demo_splits.py)
+    assert inspect.signature(run_demo).parameters["n_scans"].default == DEMO_SCANS
+    assert inspect.signature(demo).parameters["scans"].default == DEMO_SCANS
 
 
 def test_demo_refuses_a_root_with_too_few_subsets(tmp_path):

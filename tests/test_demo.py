@@ -17,7 +17,7 @@ from tests.privacy_helpers import find_in_tree, make_identified_dicom_series
 
 TINY_TRAINING = {"samples_per_epoch": 64, "batch_size": 16, "crop_shape": (16, 16, 16)}
 TINY_DEMO = {
-    "n_scans": 4,
+    "n_scans": 8,  # 8 subsets of one scan: two validate, two test (`held_out_subsets`)
     "size": "tiny",
     "epochs": 1,
     "threads": 1,
@@ -59,12 +59,13 @@ def test_demo_writes_everything_under_its_folder_and_reuses_data(tmp_path, monke
     # the report: one HTML file under out/report, for a held-out (test subset) scan
     reports = list((out / "report").glob("*.html"))
     assert reports == [result.report]
-    test_uids = Luna16(out / "data", warn_missing=False).scans.query("subset == 3")["seriesuid"]
+    test_uids = Luna16(out / "data", warn_missing=False).scans.query("subset >= 6")["seriesuid"]
     assert any(uid in result.report.name for uid in test_uids)
     assert "not a medical device" in result.report.read_text(encoding="utf-8")
     predictions = pd.read_csv(out / "evaluation" / "predictions.csv", dtype={"seriesuid": str})
     assert set(predictions["seriesuid"]) == set(test_uids)  # only the held-out scans scored
     text = "\n".join(lines)
+    assert "validating on subsets 4, 5, testing on 6, 7" in text
     assert "held-out test series: ROC AUC" in text and str(out / "run" / "best.pt") in text
     assert f"held-out FROC: CPM {summary['cpm']:.3f}" in text
     assert "from 20 series-bootstrap resamples" in text
@@ -76,7 +77,7 @@ def test_demo_writes_everything_under_its_folder_and_reuses_data(tmp_path, monke
     assert summary["threshold_source"] == "validation"
     assert set(summary["test_metrics"]) >= {"threshold", "recall_best", "f1_best"}
     config = json.loads((out / "run" / "config.json").read_text(encoding="utf-8"))
-    assert (config["val_subsets"], config["test_subsets"]) == ([2], [3])  # the last two subsets
+    assert (config["val_subsets"], config["test_subsets"]) == ([4, 5], [6, 7])  # 2 + 2 subsets
     again: list[str] = []
     options = {**TINY_DEMO, "explain_top": 0}  # the same folder again, no explanation stage
     run_demo("out", **options, quiet=True, echo=again.append)

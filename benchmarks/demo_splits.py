@@ -32,6 +32,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -111,26 +112,32 @@ def _at(y: np.ndarray, p: np.ndarray, threshold: float) -> tuple[float, float]:
     return tp / max(tp + fn, 1), 2 * tp / max(2 * tp + fp + fn, 1)
 
 
-def small_split_spread(table: pd.DataFrame, threshold: float) -> dict[str, list[float]]:
-    """Recall and F1 at ``threshold`` of each group of 3 test scans (the old test split's
-    size; scans of one subset, in uid order): how far one model's figures move with the
-    scans a 3-scan test happens to hold. And the best F1 any threshold reaches on the whole
-    test split (chosen on test: a ceiling for the threshold rule, never a figure to quote)."""
+def small_split_spread(table: pd.DataFrame, threshold: float) -> dict[str, Any]:
+    """Recall and F1 at ``threshold`` of each group of 3 test scans (the old demo's test split;
+    scans of one subset, in uid order) and of each test subset alone (6 scans of the 60-scan
+    set): how far one model's figures move with the scans a small test happens to hold. And
+    the best F1 any threshold reaches on the whole test split (chosen on test: a ceiling for
+    the threshold rule, never a figure to quote)."""
     from sklearn.metrics import precision_recall_curve
 
-    recalls, f1s = [], []
-    for _, rows in table.groupby("subset"):
-        uids = sorted(rows["seriesuid"].unique())
-        for start in range(0, len(uids) - 2, 3):
-            group = rows[rows["seriesuid"].isin(uids[start : start + 3])]
-            y = group["class"].to_numpy(int)
-            if y.sum():
-                recall, f1 = _at(y, group["probability"].to_numpy(), threshold)
-                recalls.append(recall)
-                f1s.append(f1)
+    out: dict[str, Any] = {}
+    for size in (3, 6):
+        recalls, f1s = [], []
+        for _, rows in table.groupby("subset"):
+            uids = sorted(rows["seriesuid"].unique())
+            for start in range(0, len(uids) - size + 1, size):
+                group = rows[rows["seriesuid"].isin(uids[start : start + size])]
+                y = group["class"].to_numpy(int)
+                if y.sum():
+                    recall, f1 = _at(y, group["probability"].to_numpy(), threshold)
+                    recalls.append(recall)
+                    f1s.append(f1)
+        out[f"rec{size}"], out[f"F1_{size}"] = recalls, f1s
     precision, recall, _ = precision_recall_curve(table["class"], table["probability"])
-    best = np.max(2 * precision * recall / np.maximum(precision + recall, 1e-12))
-    return {"rec3": recalls, "F1_3": f1s, "F1_ceiling": float(best)}
+    out["F1_ceiling"] = float(
+        np.max(2 * precision * recall / np.maximum(precision + recall, 1e-12))
+    )
+    return out
 
 
 def run_one(work: Path, n_scans: int, n_val: int, n_test: int, seed: int) -> dict:
@@ -184,12 +191,17 @@ def print_table(rows: list[dict]) -> None:
     for row in rows:
         cells = " ".join(fmt.format(row[name]) for name, fmt in COLUMNS)
         print(f"{row['config']:>8} {row['seed']:>4} {cells}")
-    for row in rows:
+    for row in (r for r in rows if "F1_ceiling" in r):
+        spread = "; ".join(
+            f"{len(row[f'rec{n}'])} groups of {n} test scans: recall "
+            f"{min(row[f'rec{n}']):.2f}-{max(row[f'rec{n}']):.2f}, F1 "
+            f"{min(row[f'F1_{n}']):.2f}-{max(row[f'F1_{n}']):.2f}"
+            for n in (3, 6)
+            if row.get(f"rec{n}")
+        )
         print(
-            f"  {row['config']} seed {row['seed']}: the same model on {len(row['rec3'])} "
-            f"groups of 3 test scans: recall {min(row['rec3']):.2f}-{max(row['rec3']):.2f}, "
-            f"F1 {min(row['F1_3']):.2f}-{max(row['F1_3']):.2f}; best F1 of any threshold "
-            f"on the whole test split {row['F1_ceiling']:.3f} (chosen on test: a ceiling)"
+            f"  {row['config']} seed {row['seed']}, the same model on {spread}; best F1 of "
+            f"any threshold on the whole test split {row['F1_ceiling']:.3f} (a ceiling)"
         )
 
 
@@ -205,13 +217,33 @@ def print_summary(rows: list[dict]) -> None:
         print(f"  {config} ({len(group)} seeds): {cells}")
 
 
+def reprint(rows_path: Path, work: Path | None) -> None:
+    """The table and summary of earlier rows (their spread recomputed from ``work`` when the
+    rows predate it and the runs are still there)."""
+    rows = [json.loads(line) for line in rows_path.read_text(encoding="utf-8").splitlines()]
+    for row in rows:
+        n_scans, split = row["config"].split(":")
+        out = None if work is None else work / f"demo-{n_scans}-{split}-{row['seed']}"
+        if "rec6" not in row and out is not None and out.is_dir():
+            table = labelled_predictions(out, work / f"data-{n_scans}-{row['seed']}")
+            row.update(small_split_spread(table, row["thr"]))
+    print_table(rows)
+    print_summary(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", default="30:1+1,60:1+1,30:2+2,60:2+2")
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--work", default="", help="folder for the sets and runs (kept)")
     parser.add_argument("--json", default="", help="append each row to this JSON-lines file")
+    parser.add_argument(
+        "--reprint", action="store_true", help="print the table of the --json rows, run nothing"
+    )
     args = parser.parse_args()
+    if args.reprint:
+        reprint(Path(args.json), Path(args.work) if args.work else None)
+        return
     configs = [parse_config(c) for c in args.configs.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="demo-splits-"))

@@ -434,8 +434,8 @@ def run_demo(
         Size and seed of the synthetic set, spread over up to 10 subsets (60 scans: six per
         subset). The last subsets on disk that hold nodules are the held-out test and the ones
         before them validate, the rest train (`held_out_subsets`): two subsets each on a small
-        set (subsets 6, 7 validate and 8, 9 test the 60 synthetic scans: 12 scans, about 28
-        nodules each), one each on a full LUNA16 root (8 and 9). ``train_options`` may set
+        set (subsets 6, 7 validate and 8, 9 test the 60 synthetic scans: 12 scans each, 22-32
+        nodules in the test split for seeds 0-2), one each on a full LUNA16 root (8 and 9). ``train_options`` may set
         ``val_subsets`` and ``test_subsets``.
     epochs : int, optional
         Training epochs (default: `TrainConfig`'s).

@@ -158,52 +158,6 @@ def _synthetic_is_current(data_dir: Path, n_scans: int, seed: int, size: str) ->
     return (params.get("n_scans"), params.get("seed"), params.get("size")) == (n_scans, seed, size)
 
 
-def held_out_subsets(
-    scans_per_subset: dict[int, int], *, min_scans: int = HELD_OUT_SCANS
-) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """The demo's validation and test subsets: the last subsets given, one each, or two each
-    when a subset holds fewer than ``min_scans`` scans (the median subset) and eight or more
-    subsets are given, so that half of them or more still train.
-
-    ``scans_per_subset`` maps a subset to its number of scans; give only the subsets that can
-    validate or test (those that hold a nodule).
-
-    Examples
-    --------
-    >>> held_out_subsets({s: 6 for s in range(10)})  # the demo's 60 synthetic scans
-    ((6, 7), (8, 9))
-    >>> held_out_subsets({s: 89 for s in range(10)})  # LUNA16: as `nodulekit train`
-    ((8,), (9,))
-    >>> held_out_subsets({0: 1, 1: 1, 2: 1, 3: 1})  # too few subsets to hold out four
-    ((2,), (3,))
-    """
-    import numpy as np
-
-    subsets = sorted(int(s) for s in scans_per_subset)
-    if len(subsets) < 3:
-        raise ValueError(f"validation, test and training need three or more subsets, not {subsets}")
-    small = float(np.median(list(scans_per_subset.values()))) < min_scans
-    k = 2 if small and len(subsets) >= 8 else 1
-    return tuple(subsets[-2 * k : -k]), tuple(subsets[-k:])
-
-
-def demo_splits(data_dir: Path) -> dict[str, tuple[int, ...]]:
-    """``val_subsets`` and ``test_subsets`` for `TrainConfig`: `held_out_subsets` of the
-    subsets of ``data_dir`` that hold a nodule (a candidate of class 1); empty (the training
-    default, `nodulekit.train.choose_splits`) when fewer than three do."""
-    from nodulekit.data import Luna16
-
-    luna = Luna16(data_dir, warn_missing=False)
-    scans, candidates = luna.scans, luna.candidates
-    with_nodule = set(candidates.loc[candidates["class"] == 1, "seriesuid"])
-    subsets = scans.loc[scans["seriesuid"].isin(with_nodule), "subset"].unique()
-    if len(subsets) < 3:
-        return {}
-    counts = scans[scans["subset"].isin(subsets)].groupby("subset").size()
-    val, test = held_out_subsets({int(s): int(n) for s, n in counts.items()})
-    return {"val_subsets": val, "test_subsets": test}
-
-
 def evaluate_stage(
     checkpoint: Path,
     data_dir: Path,
@@ -341,6 +295,52 @@ def data_stage(
             f"found {subsets}; make more scans (--scans) or download more subsets"
         )
     return data_dir
+
+
+def held_out_subsets(
+    scans_per_subset: dict[int, int], *, min_scans: int = HELD_OUT_SCANS
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The demo's validation and test subsets: the last subsets given, one each, or two each
+    when a subset holds fewer than ``min_scans`` scans (the median subset) and eight or more
+    subsets are given, so that half of them or more still train.
+
+    ``scans_per_subset`` maps a subset to its number of scans; give only the subsets that can
+    validate or test (those that hold a nodule).
+
+    Examples
+    --------
+    >>> held_out_subsets({s: 6 for s in range(10)})  # the demo's 60 synthetic scans
+    ((6, 7), (8, 9))
+    >>> held_out_subsets({s: 89 for s in range(10)})  # LUNA16: as `nodulekit train`
+    ((8,), (9,))
+    >>> held_out_subsets({0: 1, 1: 1, 2: 1, 3: 1})  # too few subsets to hold out four
+    ((2,), (3,))
+    """
+    import numpy as np
+
+    subsets = sorted(int(s) for s in scans_per_subset)
+    if len(subsets) < 3:
+        raise ValueError(f"validation, test and training need three or more subsets, not {subsets}")
+    small = float(np.median(list(scans_per_subset.values()))) < min_scans
+    k = 2 if small and len(subsets) >= 8 else 1
+    return tuple(subsets[-2 * k : -k]), tuple(subsets[-k:])
+
+
+def demo_splits(data_dir: Path) -> dict[str, tuple[int, ...]]:
+    """``val_subsets`` and ``test_subsets`` for `TrainConfig`: `held_out_subsets` of the
+    subsets of ``data_dir`` that hold a nodule (a candidate of class 1); empty (the training
+    default, `nodulekit.train.choose_splits`) when fewer than three do."""
+    from nodulekit.data import Luna16
+
+    luna = Luna16(data_dir, warn_missing=False)
+    scans, candidates = luna.scans, luna.candidates
+    with_nodule = set(candidates.loc[candidates["class"] == 1, "seriesuid"])
+    subsets = scans.loc[scans["seriesuid"].isin(with_nodule), "subset"].unique()
+    if len(subsets) < 3:
+        return {}
+    counts = scans[scans["subset"].isin(subsets)].groupby("subset").size()
+    val, test = held_out_subsets({int(s): int(n) for s, n in counts.items()})
+    return {"val_subsets": val, "test_subsets": test}
 
 
 def curves_stage(result: Any, path: Path) -> Path:

@@ -270,7 +270,7 @@ _register_train()
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for every output.")] = Path("nodulekit-demo"),
-    scans: Annotated[int, typer.Option(help="Synthetic scans to make (over 10 subsets).")] = 30,
+    scans: Annotated[int, typer.Option(help="Synthetic scans to make (over 10 subsets).")] = 60,
     seed: Annotated[int, typer.Option(help="Seed of the data and the training.")] = 0,
     epochs: Annotated[
         Optional[int],  # noqa: UP045 - typer needs Optional on 3.10

@@ -49,6 +49,14 @@ SUMMARY_KEYS = (
 )
 
 
+#: synthetic scans the demo makes: 6 per subset, so its validation and test splits (two
+#: subsets each, `held_out_subsets`) hold 12 scans each; measured in benchmarks/demo_splits.py
+DEMO_SCANS = 60
+#: a held-out split (validation, test) of the demo takes two subsets when a subset holds fewer
+#: scans than this (a small synthetic set), one otherwise (LUNA16: about 89 scans per subset)
+HELD_OUT_SCANS = 10
+
+
 @dataclass
 class DemoResult:
     """Where the demo wrote its outputs, what it measured, and how long each stage took."""
@@ -298,6 +306,52 @@ def data_stage(
     return data_dir
 
 
+def held_out_subsets(
+    scans_per_subset: dict[int, int], *, min_scans: int = HELD_OUT_SCANS
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The demo's validation and test subsets: the last subsets given, one each, or two each
+    when a subset holds fewer than ``min_scans`` scans (the median subset) and eight or more
+    subsets are given, so that half of them or more still train.
+
+    ``scans_per_subset`` maps a subset to its number of scans; give only the subsets that can
+    validate or test (those that hold a nodule).
+
+    Examples
+    --------
+    >>> held_out_subsets({s: 6 for s in range(10)})  # the demo's 60 synthetic scans
+    ((6, 7), (8, 9))
+    >>> held_out_subsets({s: 89 for s in range(10)})  # LUNA16: as `nodulekit train`
+    ((8,), (9,))
+    >>> held_out_subsets({0: 1, 1: 1, 2: 1, 3: 1})  # too few subsets to hold out four
+    ((2,), (3,))
+    """
+    import numpy as np
+
+    subsets = sorted(int(s) for s in scans_per_subset)
+    if len(subsets) < 3:
+        raise ValueError(f"validation, test and training need three or more subsets, not {subsets}")
+    small = float(np.median(list(scans_per_subset.values()))) < min_scans
+    k = 2 if small and len(subsets) >= 8 else 1
+    return tuple(subsets[-2 * k : -k]), tuple(subsets[-k:])
+
+
+def demo_splits(data_dir: Path) -> dict[str, tuple[int, ...]]:
+    """``val_subsets`` and ``test_subsets`` for `TrainConfig`: `held_out_subsets` of the
+    subsets of ``data_dir`` that hold a nodule (a candidate of class 1); empty (the training
+    default, `nodulekit.train.choose_splits`) when fewer than three do."""
+    from nodulekit.data import Luna16
+
+    luna = Luna16(data_dir, warn_missing=False)
+    scans, candidates = luna.scans, luna.candidates
+    with_nodule = set(candidates.loc[candidates["class"] == 1, "seriesuid"])
+    subsets = scans.loc[scans["seriesuid"].isin(with_nodule), "subset"].unique()
+    if len(subsets) < 3:
+        return {}
+    counts = scans[scans["subset"].isin(subsets)].groupby("subset").size()
+    val, test = held_out_subsets({int(s): int(n) for s, n in counts.items()})
+    return {"val_subsets": val, "test_subsets": test}
+
+
 def curves_stage(result: Any, path: Path) -> Path:
     """Stage 7: the training curves as a PNG (a pyplot-free Figure, written atomically)."""
     from nodulekit._files import atomic_write
@@ -350,11 +404,21 @@ def _demo_result(
     )
 
 
+def _splits_text(config: Any) -> str:
+    """``", validating on subsets 6, 7, testing on 8, 9"`` (empty when train chooses)."""
+    if config.val_subsets is None or config.test_subsets is None:
+        return ""
+    val, test = (
+        ", ".join(map(str, s)) or "none" for s in (config.val_subsets, config.test_subsets)
+    )
+    return f", validating on subsets {val}, testing on {test}"
+
+
 def run_demo(
     out_dir: str | Path = "nodulekit-demo",
     *,
     data: str | Path | None = None,
-    n_scans: int = 30,
+    n_scans: int = DEMO_SCANS,
     seed: int = 0,
     epochs: int | None = None,
     threads: int = 0,
@@ -377,9 +441,12 @@ def run_demo(
     data : path, optional
         A LUNA16-layout root to use instead of making the synthetic set.
     n_scans, seed : int
-        Size and seed of the synthetic set, spread over up to 10 subsets (30 scans: three
-        per subset). The last subset on disk is the held-out test, the one before it validates,
-        the rest train (subsets 8 and 9 on a full LUNA16 root).
+        Size and seed of the synthetic set, spread over up to 10 subsets (60 scans: six per
+        subset). The last subsets on disk that hold nodules are the held-out test and the ones
+        before them validate, the rest train (`held_out_subsets`): two subsets each on a small
+        set (subsets 6, 7 validate and 8, 9 test the 60 synthetic scans: 12 scans each, 22-32
+        nodules in the test split for seeds 0-2), one each on a full LUNA16 root (8 and 9). ``train_options`` may set
+        ``val_subsets`` and ``test_subsets``.
     epochs : int, optional
         Training epochs (default: `TrainConfig`'s).
     threads : int
@@ -423,18 +490,20 @@ def run_demo(
     with clock.stage("synthesise"):
         data_dir = data_stage(out_dir, data, n_scans=n_scans, seed=seed, size=size,
                               workers=workers, progress=progress, echo=echo)  # fmt: skip
+    options = {**demo_splits(data_dir), **(train_options or {})}
     config = TrainConfig(
         data=str(data_dir), out=str(out_dir / "run"), seed=seed, device=device,
         progress=progress, threads=threads, cache_workers=workers, quiet=quiet,
         overwrite=True,  # out_dir/run is the demo's own run folder
-        **({"epochs": epochs} if epochs is not None else {}), **(train_options or {}),
+        **({"epochs": epochs} if epochs is not None else {}), **options,
     )  # fmt: skip
     with clock.stage("cache"):
         echo("[2/7] crop cache: cropping every candidate around its world position")
         cache = open_or_build_cache(config, progress=bool(progress))
     echo(f"      {len(cache)} crops of {config.crop_size_mm:g} mm, shape {config.crop_shape}")
     with clock.stage("train"):
-        echo(f"[3/7] training {config.model!r} for up to {config.epochs} epochs")
+        echo(f"[3/7] training {config.model!r} for up to {config.epochs} epochs"
+             + _splits_text(config))  # fmt: skip
         result = train(config)
 
     checkpoint = Path(result.best_checkpoint or Path(result.run_dir) / "last.pt")

@@ -14,8 +14,10 @@ import numpy as np
 SYNTHETIC = Path("nodulekit-data") / "synthetic"
 
 
-def data_root(data_dir: str = "", *, n_scans: int = 8, seed: int = 0) -> Path:
-    """``data_dir`` if given; else the synthetic set in this folder or a parent; else make it."""
+def data_root(data_dir: str = "", *, n_scans: int = 60, seed: int = 0) -> Path:
+    """``data_dir`` if given; else the synthetic set in this folder or a parent; else make it
+    (``n_scans``: by default the demo's 60, six per subset, so that a validation or test
+    subset holds enough nodules for its figures to be read)."""
     if data_dir:
         return Path(data_dir).expanduser().resolve()
     for folder in [Path.cwd(), *Path.cwd().parents]:

@@ -12,12 +12,12 @@ from typer.testing import CliRunner
 
 from nodulekit.cli import app
 from nodulekit.data import Luna16, make_synthetic_luna16, read_scan, write_scan
-from nodulekit.demo import run_demo
+from nodulekit.demo import DEMO_SCANS, demo_splits, held_out_subsets, run_demo
 from tests.privacy_helpers import find_in_tree, make_identified_dicom_series
 
 TINY_TRAINING = {"samples_per_epoch": 64, "batch_size": 16, "crop_shape": (16, 16, 16)}
 TINY_DEMO = {
-    "n_scans": 4,
+    "n_scans": 8,  # 8 subsets of one scan: two validate, two test (`held_out_subsets`)
     "size": "tiny",
     "epochs": 1,
     "threads": 1,
@@ -59,12 +59,13 @@ def test_demo_writes_everything_under_its_folder_and_reuses_data(tmp_path, monke
     # the report: one HTML file under out/report, for a held-out (test subset) scan
     reports = list((out / "report").glob("*.html"))
     assert reports == [result.report]
-    test_uids = Luna16(out / "data", warn_missing=False).scans.query("subset == 3")["seriesuid"]
+    test_uids = Luna16(out / "data", warn_missing=False).scans.query("subset >= 6")["seriesuid"]
     assert any(uid in result.report.name for uid in test_uids)
     assert "not a medical device" in result.report.read_text(encoding="utf-8")
     predictions = pd.read_csv(out / "evaluation" / "predictions.csv", dtype={"seriesuid": str})
     assert set(predictions["seriesuid"]) == set(test_uids)  # only the held-out scans scored
     text = "\n".join(lines)
+    assert "validating on subsets 4, 5, testing on 6, 7" in text
     assert "held-out test series: ROC AUC" in text and str(out / "run" / "best.pt") in text
     assert f"held-out FROC: CPM {summary['cpm']:.3f}" in text
     assert "from 20 series-bootstrap resamples" in text
@@ -82,13 +83,45 @@ def test_demo_writes_everything_under_its_folder_and_reuses_data(tmp_path, monke
     assert f"nodules:    {summary['nodule_summary']}" in text and "nodules found" in text
     assert set(summary["test_metrics"]) >= {"threshold", "recall_best", "f1_best"}
     config = json.loads((out / "run" / "config.json").read_text(encoding="utf-8"))
-    assert (config["val_subsets"], config["test_subsets"]) == ([2], [3])  # the last two subsets
+    assert (config["val_subsets"], config["test_subsets"]) == ([4, 5], [6, 7])  # 2 + 2 subsets
     again: list[str] = []
     options = {**TINY_DEMO, "explain_top": 0}  # the same folder again, no explanation stage
     run_demo("out", **options, quiet=True, echo=again.append)
     assert "synthetic data: reusing" in again[0]
     assert not any("explaining" in line or "explained:" in line for line in again)
     assert "epoch 1/1" not in capsys.readouterr().out  # --quiet: no progress line
+
+
+def test_the_demo_holds_out_two_subsets_each_for_validation_and_test_on_its_synthetic_set(
+    tmp_path,
+):
+    # 20 scans, 2 per subset: one subset would validate on 2 scans and test on 2 more
+    root = make_synthetic_luna16(tmp_path / "d", n_scans=20, size="tiny", progress=False)
+    assert demo_splits(root) == {"val_subsets": (6, 7), "test_subsets": (8, 9)}
+    # a subset whose scans hold no nodule neither validates nor tests: it trains
+    candidates = pd.read_csv(root / "candidates_V2.csv", dtype={"seriesuid": str})
+    in_9 = candidates["seriesuid"].isin(Luna16(root).scans.query("subset == 9")["seriesuid"])
+    candidates[~(in_9 & (candidates["class"] == 1))].to_csv(root / "candidates_V2.csv", index=False)
+    assert demo_splits(root) == {"val_subsets": (5, 6), "test_subsets": (7, 8)}
+
+
+def test_held_out_subsets_keep_one_subset_each_when_subsets_are_big_or_few():
+    assert held_out_subsets({s: 6 for s in range(10)}) == ((6, 7), (8, 9))
+    assert held_out_subsets({s: 12 for s in range(10)}) == ((8,), (9,))  # 12 scans each
+    assert held_out_subsets({s: 3 for s in range(7)}) == ((5,), (6,))  # 4 would leave 3
+    assert held_out_subsets({0: 1, 4: 2, 9: 3}) == ((4,), (9,))
+    with pytest.raises(ValueError, match="three or more subsets"):
+        held_out_subsets({0: 5, 1: 5})
+
+
+def test_the_command_and_the_function_make_the_same_demo_set():
+    import inspect
+
+    from nodulekit.cli import demo
+
+    assert DEMO_SCANS == 60  # 12 scans in each of validation and test (benchmarks/demo_splits.py)
+    assert inspect.signature(run_demo).parameters["n_scans"].default == DEMO_SCANS
+    assert inspect.signature(demo).parameters["scans"].default == DEMO_SCANS
 
 
 def test_demo_refuses_a_root_with_too_few_subsets(tmp_path):

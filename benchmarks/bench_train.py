@@ -4,7 +4,9 @@ Run: ``python benchmarks/bench_train.py [--threads 2] [--shape 24] [--batch 32] 
 
 Prints, measured in this one run:
 
-1. training samples per second on the CPU (``torch.set_num_threads(threads)``) for each model;
+1. training samples per second on the CPU (``torch.set_num_threads(threads)``) for each model,
+   with the weights and crops channels-first (PyTorch's default) and channels-last
+   (`nodulekit.train.layout`, what `fit` uses), and the ratio;
 2. crops per second from a crop cache (a memory-mapped ``crops.npy`` opened as
    `nodulekit.preprocess.CropCache`) through `CandidateDataset` with `Augment` and a
    ``DataLoader`` with 2 workers, against the default model's training samples per second:
@@ -55,7 +57,12 @@ if sys.argv[1:3] == ["--first-batch-child", "lazy"]:
 import nodulekit.train.augment as augment_module  # noqa: E402
 from nodulekit.models import build_model  # noqa: E402
 from nodulekit.preprocess import CropCache  # noqa: E402
-from nodulekit.train import Augment, BalancedSampler, CandidateDataset  # noqa: E402
+from nodulekit.train import (  # noqa: E402
+    Augment,
+    BalancedSampler,
+    CandidateDataset,
+    layout,
+)
 
 MODELS = ["cnn", "resnet"]
 
@@ -68,12 +75,15 @@ def train_rate(
     steps: int,
     device: str = "cpu",
     amp: torch.dtype | None = None,
+    channels_last: bool = True,
 ) -> tuple[float, float]:
     """(samples per second, peak GPU MiB) of AdamW steps on random crops."""
     model = build_model(name).to(device)
+    x = torch.rand(batch, 1, shape, shape, shape, device=device)
+    if channels_last:
+        model, x = layout.channels_last(model), layout.to_input(x, device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 else None
-    x = torch.rand(batch, 1, shape, shape, shape, device=device)
     y = (torch.rand(batch, device=device) > 0.5).float()
     loss_fn = torch.nn.BCEWithLogitsLoss()
 
@@ -195,8 +205,14 @@ def main() -> None:
 
     rates = {}
     for name in MODELS:
+        first, _ = train_rate(
+            name, shape=args.shape, batch=args.batch, steps=args.steps, channels_last=False
+        )
         rates[name], _ = train_rate(name, shape=args.shape, batch=args.batch, steps=args.steps)
-        print(f"  train {name:8s} {rates[name]:8.1f} samples/s")
+        print(
+            f"  train {name:8s} channels-first {first:8.1f} samples/s | channels-last "
+            f"{rates[name]:8.1f} samples/s | x{rates[name] / first:.2f}"
+        )
 
     with tempfile.TemporaryDirectory() as tmp:
         cache = fake_cache(Path(tmp), n=2048, shape=args.shape)

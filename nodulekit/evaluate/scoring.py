@@ -70,6 +70,7 @@ def score_crops(
     import torch
 
     from nodulekit.preprocess.window import normalize_hu
+    from nodulekit.train.layout import to_input
     from nodulekit.train.loop import resolve_device
 
     dev = resolve_device(device)
@@ -79,7 +80,7 @@ def score_crops(
     with torch.inference_mode():
         for start in range(0, len(crops_hu), batch_size):
             batch = normalize_hu(np.asarray(crops_hu[start : start + batch_size], np.float32))
-            x = torch.from_numpy(np.ascontiguousarray(batch))[:, None].to(dev)
+            x = to_input(torch.from_numpy(np.ascontiguousarray(batch))[:, None], dev)
             with torch.autocast(dev.type, dtype=amp or torch.float32, enabled=amp is not None):
                 logits = model(x)
             out.append(torch.sigmoid(logits.float()).cpu().numpy().reshape(-1))

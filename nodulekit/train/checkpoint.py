@@ -226,6 +226,7 @@ def load_model(checkpoint: str | os.PathLike, *, device: str = "auto") -> tuple[
         The weights do not fit the model and options the checkpoint's config names.
     """
     from nodulekit.models import build_model
+    from nodulekit.train.layout import channels_last
     from nodulekit.train.loop import resolve_device
 
     payload = load_checkpoint(checkpoint)
@@ -238,4 +239,4 @@ def load_model(checkpoint: str | os.PathLike, *, device: str = "auto") -> tuple[
             f"checkpoint {checkpoint}: its weights do not fit model {config.get('model')!r} "
             f"with options {config.get('model_options')} ({str(error)[:200]})"
         ) from error
-    return model.to(resolve_device(device)).eval(), config
+    return channels_last(model.to(resolve_device(device))).eval(), config

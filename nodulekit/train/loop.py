@@ -41,6 +41,7 @@ from nodulekit.train.handlers import (
     ProgressLine,
     metrics_frame,
 )
+from nodulekit.train.layout import channels_last, to_input
 from nodulekit.train.resume import load_resume_checkpoint, schedule_changed
 from nodulekit.train.run_dir import claim_run, make_run_dir
 from nodulekit.train.sampler import BalancedSampler
@@ -161,7 +162,7 @@ def _build_trainer(
 ) -> Trainer:
     """Model, sampler, loader, optimiser and schedule; the checkpoint's state when resuming."""
     torch.manual_seed(config.seed)
-    model = build_model(config.model, **config.model_options).to(device)
+    model = channels_last(build_model(config.model, **config.model_options).to(device))
     if info.enabled:
         model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
@@ -241,7 +242,7 @@ def _train_one_epoch(trainer: Trainer, hooks: CallbackList) -> tuple[float, int]
     total, seen = 0.0, 0
     batches = _progress(t.loader, enabled=t.show_bars, desc="train", total=len(t.loader))
     for x, y, _meta in batches:
-        x, y = x.to(t.device, non_blocking=True), y.to(t.device, non_blocking=True).float()
+        x, y = to_input(x, t.device), y.to(t.device, non_blocking=True).float()
         with torch.autocast(t.device.type, dtype=t.amp or torch.float32, enabled=t.amp is not None):
             loss = t.task.loss(t.model(x), y)
         t.optimizer.zero_grad(set_to_none=True)

@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from nodulekit.train import distributed as ddp
+from nodulekit.train.layout import to_input
 from nodulekit.train.metrics import binary_metrics, recall_by_size
 
 
@@ -30,7 +31,7 @@ def predict_logits(
     logits, labels = [], []
     for x, y, _meta in loader:
         with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-            out = model(x.to(device, non_blocking=True))
+            out = model(to_input(x, device))
         logits.append(out.float().cpu().numpy())
         labels.append(np.asarray(y))
     if not logits:

@@ -272,10 +272,7 @@ def demo(
     out: Annotated[Path, typer.Option(help="Folder for every output.")] = Path("nodulekit-demo"),
     scans: Annotated[int, typer.Option(help="Synthetic scans to make (over 10 subsets).")] = 60,
     seed: Annotated[int, typer.Option(help="Seed of the data and the training.")] = 0,
-    epochs: Annotated[
-        Optional[int],  # noqa: UP045 - typer needs Optional on 3.10
-        typer.Option(help="Training epochs (default: nodulekit train's)."),
-    ] = None,
+    epochs: Annotated[int, typer.Option(help="Training epochs (nodulekit train's are 10).")] = 14,
     device: Annotated[str, typer.Option(help="auto (CUDA, MPS, CPU), cpu, cuda...")] = "auto",
     threads: Annotated[int, typer.Option(help="torch CPU threads (0: torch's default).")] = 0,
     data: Annotated[

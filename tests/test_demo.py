@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from nodulekit.cli import app
 from nodulekit.data import Luna16, make_synthetic_luna16, read_scan, write_scan
-from nodulekit.demo import DEMO_SCANS, demo_splits, held_out_subsets, run_demo
+from nodulekit.demo import DEMO_EPOCHS, DEMO_SCANS, demo_splits, held_out_subsets, run_demo
 from tests.privacy_helpers import find_in_tree, make_identified_dicom_series
 
 TINY_TRAINING = {"samples_per_epoch": 64, "batch_size": 16, "crop_shape": (16, 16, 16)}
@@ -122,6 +122,8 @@ def test_the_command_and_the_function_make_the_same_demo_set():
     assert DEMO_SCANS == 60  # 12 scans in each of validation and test (benchmarks/demo_splits.py)
     assert inspect.signature(run_demo).parameters["n_scans"].default == DEMO_SCANS
     assert inspect.signature(demo).parameters["scans"].default == DEMO_SCANS
+    assert inspect.signature(run_demo).parameters["epochs"].default == DEMO_EPOCHS == 14
+    assert inspect.signature(demo).parameters["epochs"].default == DEMO_EPOCHS
 
 
 def test_demo_refuses_a_root_with_too_few_subsets(tmp_path):

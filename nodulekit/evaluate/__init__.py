@@ -7,8 +7,9 @@ Names load on first use (torch is imported only by the functions that score with
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from nodulekit._lazy import lazy_exports
 
 if TYPE_CHECKING:  # pragma: no cover - what editors and type checkers see
     from nodulekit.evaluate._froc import FP_PER_SCAN, FrocResult, froc, froc_by_group
@@ -111,11 +112,4 @@ __all__ = [  # the same names as _LAZY (a test checks)
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'nodulekit.evaluate' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -18,8 +18,9 @@ Names load on first use (torch and Captum are imported only then):
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from nodulekit._lazy import lazy_exports
 
 if TYPE_CHECKING:  # pragma: no cover - what editors and type checkers see
     from nodulekit.explain.agreement import nodule_agreement, summarise_agreement
@@ -84,11 +85,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'nodulekit.explain' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

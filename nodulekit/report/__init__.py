@@ -12,8 +12,7 @@ The report computes no metric itself: it calls `nodulekit.evaluate`, `nodulekit.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from nodulekit._lazy import lazy_exports
 
 _LAZY = {
     "build_report": "nodulekit.report.build",
@@ -29,11 +28,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'nodulekit.report' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

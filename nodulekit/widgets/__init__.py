@@ -6,8 +6,9 @@ not pull in ipywidgets, matplotlib or SimpleITK.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from nodulekit._lazy import lazy_exports
 
 if TYPE_CHECKING:  # pragma: no cover - what editors and type checkers see
     from nodulekit.widgets.explain_explorer import ExplainExplorer
@@ -32,11 +33,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'nodulekit.widgets' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -217,12 +217,13 @@ def explain_stage(
     check (`nodulekit.explain.sanity_check`) and a montage figure; returns the `SanityReport`."""
     import numpy as np
 
-    from nodulekit._files import atomic_write
+    from nodulekit._files import write_bytes_atomic
     from nodulekit.data import Luna16
     from nodulekit.evaluate.scoring import crop_geometry, load_model
     from nodulekit.explain import attribute, sanity_check
     from nodulekit.preprocess import crop, normalize_hu
     from nodulekit.viz.explain import montage_figure
+    from nodulekit.viz.training import figure_png
 
     model, config = load_model(checkpoint, device=device)
     size_mm, shape = crop_geometry(config, checkpoint=checkpoint)
@@ -238,8 +239,7 @@ def explain_stage(
     report = sanity_check(model, x, method)
     labels = [f"#{k + 1} p = {p:.2f}" for k, p in enumerate(findings["probability"])]
     figure = montage_figure(crops, {method: maps}, trust={method: report}, labels=labels)
-    with atomic_write(figure_path, "wb", permissions=None) as handle:
-        figure.savefig(handle, format="png", dpi=110, bbox_inches="tight")
+    write_bytes_atomic(figure_path, figure_png(figure, dpi=110, tight=True), permissions=None)
     return report
 
 
@@ -357,13 +357,11 @@ def demo_splits(data_dir: Path) -> dict[str, tuple[int, ...]]:
 
 def curves_stage(result: Any, path: Path) -> Path:
     """Stage 7: the training curves as a PNG (a pyplot-free Figure, written atomically)."""
-    from nodulekit._files import atomic_write
-    from nodulekit.viz.training import training_curves_figure
+    from nodulekit._files import write_bytes_atomic
+    from nodulekit.viz.training import figure_png, training_curves_figure
 
     figure = training_curves_figure(result.metrics, best_epoch=result.best_epoch)
-    with atomic_write(path, "wb", permissions=None) as handle:
-        figure.savefig(handle, format="png", dpi=110, bbox_inches="tight")
-    return path
+    return write_bytes_atomic(path, figure_png(figure, dpi=110, tight=True), permissions=None)
 
 
 def _demo_result(

@@ -188,7 +188,8 @@ def save_evaluation_figures(evaluation: Any, out: Any, *, dpi: int = 110) -> lis
     them) into ``out``; returns the paths. ``evaluation``: `nodulekit.evaluate.run.Evaluation`."""
     from pathlib import Path
 
-    from nodulekit._files import atomic_write
+    from nodulekit._files import write_bytes_atomic
+    from nodulekit.viz.training import figure_png
 
     out = Path(out)
     figures = {
@@ -208,9 +209,7 @@ def save_evaluation_figures(evaluation: Any, out: Any, *, dpi: int = 110) -> lis
         figures["errors.png"] = error_gallery_figure(
             evaluation.gallery_rows, evaluation.gallery_crops
         )
-    paths = []
-    for name, fig in figures.items():
-        with atomic_write(out / name, "wb", permissions=None) as handle:
-            fig.savefig(handle, format="png", dpi=dpi)
-        paths.append(out / name)
-    return paths
+    return [
+        write_bytes_atomic(out / name, figure_png(fig, dpi=dpi), permissions=None)
+        for name, fig in figures.items()
+    ]

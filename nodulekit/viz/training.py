@@ -80,10 +80,11 @@ def training_curves_figure(
     return fig
 
 
-def figure_png(fig: Figure, *, dpi: int = 80) -> bytes:
-    """PNG bytes of a figure (for an image widget or an HTML report)."""
+def figure_png(fig: Figure, *, dpi: int = 80, tight: bool = False) -> bytes:
+    """PNG bytes of a figure (for an image widget, an HTML report or a file); ``tight``: crop
+    the margins to what is drawn."""
     import io
 
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi)
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight" if tight else None)
     return buffer.getvalue()

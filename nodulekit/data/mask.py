@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nodulekit.data.scan import IDENTITY_DIRECTION, VoxelGrid, check_grid
+from nodulekit.data.scan import IDENTITY_DIRECTION, VoxelGrid
 from nodulekit.errors import GeometryError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -77,10 +77,7 @@ class Mask(VoxelGrid, np.lib.mixins.NDArrayOperatorsMixin):
                 f"Mask array must be bool or uint8 labels, not {array.dtype}; convert with "
                 "array > 0, or array.astype(np.uint8) after checking the labels are 0..255"
             )
-        origin, spacing, direction = check_grid(self.origin, self.spacing, self.direction)
-        object.__setattr__(self, "origin", origin)
-        object.__setattr__(self, "spacing", spacing)
-        object.__setattr__(self, "direction", direction)
+        self._check_grid_fields()
         object.__setattr__(self, "seriesuid", str(self.seriesuid))
         object.__setattr__(self, "name", str(self.name))
 

@@ -93,6 +93,14 @@ class VoxelGrid:
     spacing: tuple[float, float, float]
     direction: tuple[float, ...]
 
+    def _check_grid_fields(self) -> None:
+        """`check_grid` the fields and store them normalised (for frozen dataclasses'
+        ``__post_init__``)."""
+        origin, spacing, direction = check_grid(self.origin, self.spacing, self.direction)
+        object.__setattr__(self, "origin", origin)
+        object.__setattr__(self, "spacing", spacing)
+        object.__setattr__(self, "direction", direction)
+
     @property
     def shape(self) -> tuple[int, int, int]:
         """Array shape ``(z, y, x)``."""
@@ -251,10 +259,7 @@ class Scan(VoxelGrid):
                 f"Scan array must hold int16 Hounsfield units, not {array.dtype}; "
                 "convert with np.rint(array).astype(np.int16) after checking the range"
             )
-        origin, spacing, direction = check_grid(self.origin, self.spacing, self.direction)
-        object.__setattr__(self, "origin", origin)
-        object.__setattr__(self, "spacing", spacing)
-        object.__setattr__(self, "direction", direction)
+        self._check_grid_fields()
         object.__setattr__(self, "seriesuid", str(self.seriesuid))
         if self.path is not None:
             object.__setattr__(self, "path", Path(self.path))

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nodulekit._checks import positive_int_triple, positive_triple
-from nodulekit.data.scan import Scan, VoxelGrid, check_grid, rows_times_matrix
+from nodulekit.data.scan import Scan, VoxelGrid, rows_times_matrix
 from nodulekit.errors import GeometryError
 
 #: Edge length of the crop cube in mm (x, y, z): what training and the preview use.
@@ -103,10 +103,7 @@ class Crop(VoxelGrid):
                 f"Crop array must be a 3D (z, y, x) numpy array, not {type(self.array).__name__}"
                 f" of shape {getattr(self.array, 'shape', '?')}"
             )
-        origin, spacing, direction = check_grid(self.origin, self.spacing, self.direction)
-        object.__setattr__(self, "origin", origin)
-        object.__setattr__(self, "spacing", spacing)
-        object.__setattr__(self, "direction", direction)
+        self._check_grid_fields()
         center = check_center(self.center_xyz_mm)
         object.__setattr__(self, "center_xyz_mm", tuple(float(v) for v in center))
 

@@ -10,27 +10,6 @@ from nodulekit.evaluate.detect import _merge, blobness, candidate_points, hessia
 from tests.privacy_helpers import find_in_tree, make_identified_dicom_series
 
 
-@pytest.fixture(scope="module")
-def tiny_root(tmp_path_factory):
-    from nodulekit.data import make_synthetic_luna16
-
-    return make_synthetic_luna16(
-        tmp_path_factory.mktemp("detect") / "data", n_scans=2, size="tiny", progress=False
-    )
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    from nodulekit.models import build_model
-    from nodulekit.train.checkpoint import save_checkpoint
-
-    config = {"model": "cnn", "model_options": {"channels": [4, 8]}, "crop_size_mm": 32.0,
-              "crop_shape": [12, 12, 12]}  # fmt: skip
-    path = tmp_path_factory.mktemp("ckpt") / "best.pt"
-    model = build_model("cnn", channels=[4, 8])
-    return save_checkpoint(path, model=model, epoch=0, config=config)
-
-
 def test_merge_keeps_the_strongest_of_close_marks():
     points = np.array([[0, 0, 0], [3, 0, 0], [20, 0, 0], [21, 0, 0.5]], float)
     assert _merge(points, np.array([1.0, 1.0, 12.0, 1.0]), 5.0).tolist() == [0, 2]

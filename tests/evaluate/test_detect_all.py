@@ -9,31 +9,6 @@ from nodulekit.errors import NodulekitError, OutputExistsError
 from nodulekit.evaluate.detect_all import detect_dataset, merge_parts, process_device
 
 
-@pytest.fixture(scope="module")
-def tiny_root(tmp_path_factory):
-    from nodulekit.data import make_synthetic_luna16
-
-    return make_synthetic_luna16(
-        tmp_path_factory.mktemp("detect_all") / "data", n_scans=2, size="tiny", progress=False
-    )
-
-
-@pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory):
-    from nodulekit.models import build_model
-    from nodulekit.train.checkpoint import save_checkpoint
-
-    config = {"model": "cnn", "model_options": {"channels": [4, 8]}, "crop_size_mm": 32.0,
-              "crop_shape": [12, 12, 12]}  # fmt: skip
-    folder = tmp_path_factory.mktemp("ckpt")
-    out = []
-    for seed in (0, 1):
-        torch.manual_seed(seed)
-        model = build_model("cnn", channels=[4, 8])
-        out.append(save_checkpoint(folder / f"best{seed}.pt", model=model, epoch=0, config=config))
-    return out
-
-
 @pytest.fixture
 def calls(monkeypatch):
     import nodulekit.evaluate.detect as detect_module

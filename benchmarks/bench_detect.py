@@ -10,22 +10,9 @@ of each stage, measured in this one run, and the share of each stage.
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 import time
-from pathlib import Path
 
-
-def _scan(path: str | None):
-    from nodulekit.data import make_synthetic_luna16, read_scan
-
-    if path:
-        return read_scan(path)
-    sample = os.environ.get("NODULEKIT_SAMPLE_DIR")
-    if sample and (Path(sample) / "luna16-mini").is_dir():
-        return read_scan(next((Path(sample) / "luna16-mini" / "subset0").glob("*.mhd")))
-    root = make_synthetic_luna16(tempfile.mkdtemp(), n_scans=1, size="full", progress=False)
-    return read_scan(next(root.glob("subset*/*.mhd")))
+from _scans import benchmark_scan
 
 
 def _model(checkpoint: str | None):
@@ -47,7 +34,7 @@ def main() -> None:
     parser.add_argument("--scan")
     parser.add_argument("--max-candidates", type=int, default=200)
     args = parser.parse_args()
-    scan = _scan(args.scan)
+    scan = benchmark_scan(args.scan)
     model, config = _model(args.checkpoint)
     size_mm, shape = crop_geometry(config)
     times = {}

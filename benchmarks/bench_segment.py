@@ -13,23 +13,10 @@ the scan was read. On CUDA (when present) the U-Net stage is measured there as w
 from __future__ import annotations
 
 import argparse
-import os
 import resource
-import tempfile
 import time
-from pathlib import Path
 
-
-def _scan(path: str | None):
-    from nodulekit.data import make_synthetic_luna16, read_scan
-
-    if path:
-        return read_scan(path)
-    sample = os.environ.get("NODULEKIT_SAMPLE_DIR")
-    if sample and (Path(sample) / "luna16-mini").is_dir():
-        return read_scan(next((Path(sample) / "luna16-mini" / "subset0").glob("*.mhd")))
-    root = make_synthetic_luna16(tempfile.mkdtemp(), n_scans=1, size="full", progress=False)
-    return read_scan(next(root.glob("subset*/*.mhd")))
+from _scans import benchmark_scan
 
 
 def _peak_mib() -> float:
@@ -60,7 +47,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    scan = _scan(args.scan)
+    scan = benchmark_scan(args.scan)
     model = (
         load_segmenter(args.segmenter, device="cpu")[0]
         if args.segmenter

@@ -73,21 +73,44 @@ def jupyterlab(root_dir: Path, home: Path, log_path: Path) -> Iterator[str]:
     ]  # fmt: skip
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")  # containers and CI often run as root
-    log = log_path.open("w")
-    server = subprocess.Popen(command, cwd=root_dir, env=env, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2):
+            return True
+
+    with running_server("JupyterLab", command, env=env, cwd=root_dir, log_path=log_path,
+                        ready=answers, timeout_s=60):  # fmt: skip
+        yield f"{url}/lab/tree/{{path}}?token={token}&reset"
+
+
+@contextlib.contextmanager
+def running_server(
+    name: str,
+    command: list[str],
+    *,
+    env: dict[str, str],
+    cwd: Path,
+    log_path: Path,
+    ready,
+    timeout_s: float,
+) -> Iterator[None]:
+    """Start ``command`` (output to ``log_path``), wait until ``ready()`` returns True (an
+    ``OSError`` counts as not yet) for at most ``timeout_s``, and stop it after the block."""
+    log = log_path.open("w")
+    server = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + timeout_s
         while True:
             if server.poll() is not None:
-                raise RuntimeError(f"JupyterLab exited early; see {log_path}")
+                raise RuntimeError(f"{name} exited early; see {log_path}")
             with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2):
+                if ready():
                     break
             if time.monotonic() > deadline:
-                raise TimeoutError(f"JupyterLab did not answer on {url} in 60 s; see {log_path}")
+                raise TimeoutError(f"{name} did not answer in {timeout_s:g} s; see {log_path}")
             time.sleep(0.5)
-        yield f"{url}/lab/tree/{{path}}?token={token}&reset"
+        yield
     finally:
         server.terminate()
         try:

@@ -14,7 +14,6 @@ import contextlib
 import os
 import shutil
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ from tests.browser.jupyterlab import (
     changed,
     free_port,
     pixels,
+    running_server,
     save_small_png,
 )
 from tests.notebooks.runner import ROOT, artifacts_dir
@@ -76,26 +76,14 @@ def app_server(root: Path, checkpoint: Path, home: Path, log_path: Path):
     }
     command = [sys.executable, "-m", "nodulekit.cli", "app", str(root), "--checkpoint",
                str(checkpoint), "--port", str(port), "--reports", str(home / "reports")]  # fmt: skip
-    log = log_path.open("w")
-    server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=home)
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if server.poll() is not None:
-                raise RuntimeError(f"nodulekit app exited early; see {log_path}")
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-                break
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"nodulekit app did not listen in 90 s; see {log_path}")
-            time.sleep(0.5)
+
+    def listens() -> bool:
+        with socket.create_connection(("127.0.0.1", port), 1):
+            return True
+
+    with running_server("nodulekit app", command, env=env, cwd=home, log_path=log_path,
+                        ready=listens, timeout_s=90):  # fmt: skip
         yield f"http://127.0.0.1:{port}/"
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
 
 
 @pytest.fixture(scope="module")

@@ -182,6 +182,22 @@ def changed(before: np.ndarray, after: np.ndarray, *, min_fraction: float = 0.00
     return float((np.abs(before - after).max(axis=-1) > 8).mean()) > min_fraction
 
 
+def wait_until_changed(
+    locator, before: np.ndarray, *, timeout_s: float = 15, settle_s: float = 0.5
+) -> np.ndarray:
+    """Screenshots of ``locator`` until it differs from ``before`` (the kernel answered), then,
+    after ``settle_s`` for continuous updates to settle, the last one."""
+    deadline = time.monotonic() + timeout_s
+    after = pixels(locator)
+    while not changed(before, after) and time.monotonic() < deadline:
+        time.sleep(0.3)
+        after = pixels(locator)
+    if settle_s:
+        time.sleep(settle_s)
+        after = pixels(locator)
+    return after
+
+
 def save_small_png(png: bytes, path: Path, *, max_bytes: int = 300_000) -> int:
     """Save a screenshot as a palette PNG (halving its size until under ``max_bytes``)."""
     from PIL import Image

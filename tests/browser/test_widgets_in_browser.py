@@ -14,7 +14,6 @@ import contextlib
 import os
 import re
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +29,7 @@ from tests.browser.jupyterlab import (
     run_all_cells,
     save_small_png,
     wait_for_widgets,
+    wait_until_changed,
 )
 from tests.notebooks.runner import CI_PARAMETERS, ROOT, artifacts_dir, copy_notebooks
 
@@ -97,17 +97,6 @@ def open_and_run(chromium, lab, name: str, screenshots: Path):
     finally:
         page.screenshot(path=str(screenshots / f"{Path(name).stem}_run_all.png"), full_page=True)
     return page
-
-
-def wait_until_changed(locator, before: np.ndarray, timeout_s: float = 15) -> np.ndarray:
-    """Screenshots of ``locator`` until it differs from ``before`` (and stops changing)."""
-    deadline = time.monotonic() + timeout_s
-    after = pixels(locator)
-    while not changed(before, after) and time.monotonic() < deadline:
-        time.sleep(0.3)
-        after = pixels(locator)
-    time.sleep(0.5)  # let continuous updates settle
-    return pixels(locator)
 
 
 def drag_slider(page, slider, dx: float) -> None:

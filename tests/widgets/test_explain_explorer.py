@@ -209,18 +209,6 @@ ExplainExplorer.from_cache(model, cache, method="saliency")""",
 ]
 
 
-def _until_changed(locator, before, pixels, changed, timeout_s: float = 20.0):
-    """Screenshots of ``locator`` until they differ from ``before`` (the kernel answers)."""
-    import time
-
-    deadline = time.monotonic() + timeout_s
-    after = pixels(locator)
-    while not changed(before, after) and time.monotonic() < deadline:
-        time.sleep(0.3)
-        after = pixels(locator)
-    return after
-
-
 @pytest.mark.browser
 @pytest.mark.slow
 def test_the_3d_view_and_the_explorer_draw_offline_in_jupyterlab(tmp_path):
@@ -239,6 +227,7 @@ def test_the_3d_view_and_the_explorer_draw_offline_in_jupyterlab(tmp_path):
         pixels,
         run_all_cells,
         wait_for_widgets,
+        wait_until_changed,
     )
 
     if not CHROMIUM.is_file():
@@ -287,7 +276,7 @@ def test_the_3d_view_and_the_explorer_draw_offline_in_jupyterlab(tmp_path):
             assert before.std() > 10
             # a method change and the slice slider change the pixels in the page itself
             explorer.locator(".nk-explain-method select").select_option("gradcam")
-            after_method = _until_changed(image, before, pixels, changed)
+            after_method = wait_until_changed(image, before, timeout_s=20, settle_s=0)
             assert changed(before, after_method), "choosing Grad-CAM did not change the map"
             handle = explorer.locator(".nk-explain-slice-z .noUi-handle")
             handle.scroll_into_view_if_needed()
@@ -296,7 +285,7 @@ def test_the_3d_view_and_the_explorer_draw_offline_in_jupyterlab(tmp_path):
             page.mouse.down()
             page.mouse.move(box["x"] - 40, box["y"] + box["height"] / 2, steps=8)
             page.mouse.up()
-            after_slice = _until_changed(image, after_method, pixels, changed)
+            after_slice = wait_until_changed(image, after_method, timeout_s=20, settle_s=0)
             assert changed(after_method, after_slice), "the axial slider did not change the picture"
         finally:
             browser.close()

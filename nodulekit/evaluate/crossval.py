@@ -623,14 +623,14 @@ def _size_bands(
         table = pooled_metrics(
             y[keep], p[keep], called[keep], series[keep], n_resamples=n_resamples, seed=seed
         )
-        row: dict[str, Any] = {"group": name, "nodules": int(y[keep].sum())}
+        row: dict[str, Any] = {"group": name, "positive_candidates": int(y[keep].sum())}
         for metric in ("recall", "auc", "ap"):
             row[metric], row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = table.loc[metric]
         rows.append(row)
     return pd.DataFrame(rows, columns=_BAND_COLUMNS)
 
 
-_BAND_COLUMNS = ["group", "nodules"] + [
+_BAND_COLUMNS = ["group", "positive_candidates"] + [
     f"{m}{end}" for m in ("recall", "auc", "ap") for end in ("", "_ci_low", "_ci_high")
 ]
 

@@ -104,6 +104,9 @@ def test_the_pooled_froc_counts_every_scan_and_nodule(data, done):
     assert metrics["counts"]["scans"] == 6
     assert metrics["counts"]["nodules"] == len(luna.annotations) == 13
     assert pd.read_csv(out / "folds.csv")["nodules"].sum() == 13
+    bands = pd.read_csv(out / "evaluation" / "size_bands.csv")  # candidates, as evaluate's
+    positives = int((result.predictions["class"] == 1).sum())
+    assert "nodules" not in bands and bands["positive_candidates"].sum() == positives
     predictions = result.predictions
     again = froc(predictions, luna.annotations, luna.excluded, luna.seriesuids, n_resamples=50)
     assert metrics["cpm"] == pytest.approx(again.cpm)  # one FROC over the pooled predictions

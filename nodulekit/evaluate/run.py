@@ -282,14 +282,17 @@ def _held_out(
     return chosen
 
 
-def validation_threshold(checkpoint: str | os.PathLike) -> float | None:
+def validation_threshold(
+    checkpoint: str | os.PathLike, *, payload: dict | None = None
+) -> float | None:
     """The best-F1 threshold chosen on validation at the checkpoint's epoch (``val_threshold``
-    in its metrics; else ``threshold`` of the run folder's test_metrics.json); None if none."""
+    in its metrics; else ``threshold`` of the run folder's test_metrics.json); None if none.
+    ``payload``: the checkpoint already loaded (`load_checkpoint`), else it is read here."""
     from nodulekit.train.checkpoint import load_checkpoint
 
-    value = (load_checkpoint(checkpoint, map_location="cpu").get("metrics") or {}).get(
-        "val_threshold"
-    )
+    if payload is None:
+        payload = load_checkpoint(checkpoint, map_location="cpu")
+    value = (payload.get("metrics") or {}).get("val_threshold")
     tested = Path(checkpoint).with_name("test_metrics.json")
     if value is None and tested.is_file():
         value = json.loads(tested.read_text(encoding="utf-8")).get("threshold")
@@ -298,10 +301,12 @@ def validation_threshold(checkpoint: str | os.PathLike) -> float | None:
     return float(value)
 
 
-def _operating_point(checkpoint: Any, threshold: float | None) -> tuple[float, str]:
+def _operating_point(
+    checkpoint: Any, threshold: float | None, payload: dict | None = None
+) -> tuple[float, str]:
     if threshold is not None:
         return float(threshold), "given"
-    chosen = validation_threshold(checkpoint)
+    chosen = validation_threshold(checkpoint, payload=payload)
     if chosen is None:
         return 0.5, "0.5, not tuned: the checkpoint records no validation threshold"
     return chosen, "validation"
@@ -380,17 +385,19 @@ def evaluate_checkpoint(
     from nodulekit.evaluate._nodule_recall import nodule_recall
     from nodulekit.evaluate.predictions import write_predictions
     from nodulekit.evaluate.scoring import crop_geometry, load_model, score_cache
+    from nodulekit.train.checkpoint import load_checkpoint
     from nodulekit.train.config import TrainConfig
     from nodulekit.train.pipeline import open_or_build_cache
 
-    model, config = load_model(checkpoint, device=device)
+    payload = load_checkpoint(checkpoint)  # read and verified once: the model and the threshold
+    model, config = load_model(checkpoint, device=device, payload=payload)
     size_mm, shape = crop_geometry(
         config, checkpoint=checkpoint, size_mm=crop_size_mm, shape_zyx=crop_shape
     )
     luna = Luna16(data, warn_missing=False)
     chosen = _held_out(config, luna, subsets, checkpoint)
     scans = scans_of_subsets(luna, chosen)
-    threshold, source = _operating_point(checkpoint, threshold)
+    threshold, source = _operating_point(checkpoint, threshold, payload)
     out_dir = Path(out) if out is not None else None
     cache_dir = _cache_dir(config, data)
     cache = open_or_build_cache(

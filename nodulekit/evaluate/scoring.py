@@ -16,12 +16,14 @@ import numpy as np
 from nodulekit.errors import CheckpointError
 
 
-def load_model(checkpoint: str | os.PathLike, *, device: str = "auto") -> tuple[Any, dict]:
+def load_model(
+    checkpoint: str | os.PathLike, *, device: str = "auto", payload: dict | None = None
+) -> tuple[Any, dict]:
     """`nodulekit.train.checkpoint.load_model` (imported on call: this module stays torch-free
     until something is scored)."""
     from nodulekit.train.checkpoint import load_model as load
 
-    return load(checkpoint, device=device)
+    return load(checkpoint, device=device, payload=payload)
 
 
 def crop_geometry(

@@ -242,8 +242,9 @@ def build_report(
 
     scan = _read(scan)
     checkpoint = Path(checkpoint)
-    model, config = load_model(checkpoint, device=device)
-    facts = model_facts(checkpoint, load_checkpoint(checkpoint), evaluation=evaluation)
+    payload = load_checkpoint(checkpoint)  # read and verified once
+    model, config = load_model(checkpoint, device=device, payload=payload)
+    facts = model_facts(checkpoint, payload, evaluation=evaluation)
     marks = marks_of_scan(scan, model_and_config=(model, config), predictions=predictions,
                           max_candidates=max_candidates, device=device)  # fmt: skip
     segmenter = load_segmenter(segmentation, device=device) if segmentation else None

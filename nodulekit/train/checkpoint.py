@@ -215,10 +215,14 @@ def load_checkpoint(
     return payload
 
 
-def load_model(checkpoint: str | os.PathLike, *, device: str = "auto") -> tuple[Any, dict]:
+def load_model(
+    checkpoint: str | os.PathLike, *, device: str = "auto", payload: dict | None = None
+) -> tuple[Any, dict]:
     """The checkpoint's model (eval mode, on ``device``) and its training config (a dict).
 
     The one place a model is rebuilt from a checkpoint (evaluation, explanations, the report).
+    ``payload``: the checkpoint as `load_checkpoint` already returned it (read and verified
+    once by a caller that needs more of it), else it is loaded here.
 
     Raises
     ------
@@ -229,7 +233,7 @@ def load_model(checkpoint: str | os.PathLike, *, device: str = "auto") -> tuple[
     from nodulekit.train.layout import channels_last
     from nodulekit.train.loop import resolve_device
 
-    payload = load_checkpoint(checkpoint)
+    payload = load_checkpoint(checkpoint) if payload is None else payload
     config = dict(payload["config"])
     try:
         model = build_model(config.get("model", "cnn"), **config.get("model_options", {}))

@@ -23,7 +23,7 @@ import io
 import os
 import pickle
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -76,8 +76,12 @@ def save_checkpoint(
     history: list[Mapping[str, Any]] | None = None,
     extra: Mapping[str, Any] | None = None,
     checksum: bool = True,
+    copies: Sequence[str | os.PathLike] = (),
 ) -> Path:
     """Write a checkpoint atomically and return its path.
+
+    ``copies``: more paths that get the same bytes (and checksums), serialised once
+    (``best.pt`` beside ``last.pt`` when an epoch improved).
 
     ``model`` may be wrapped in ``DistributedDataParallel``; the plain module's weights are
     stored. The file is readable by the user only (mode 0600). With ``checksum`` (the default)
@@ -102,12 +106,13 @@ def save_checkpoint(
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     data = buffer.getvalue()
-    if checksum:  # written first: a reader never meets a new file beside no checksum at all
-        digest = hashlib.sha256(data).hexdigest()
-        write_text_atomic(checksum_path(path), f"{digest}  {path.name}\n")
-    else:
-        checksum_path(path).unlink(missing_ok=True)
-    write_bytes_atomic(path, data, permissions=0o600)
+    digest = hashlib.sha256(data).hexdigest() if checksum else None
+    for target in (path, *map(Path, copies)):
+        if digest:  # written first: a reader never meets a new file beside no checksum at all
+            write_text_atomic(checksum_path(target), f"{digest}  {target.name}\n")
+        else:
+            checksum_path(target).unlink(missing_ok=True)
+        write_bytes_atomic(target, data, permissions=0o600)
     return path
 
 

@@ -83,9 +83,8 @@ class Checkpointer:
             history=state.history,
             extra={"loop": state.to_checkpoint()},
         )
-        save_checkpoint(t.run_dir / "last.pt", **saved)
-        if state.improved:
-            save_checkpoint(t.run_dir / "best.pt", **saved)
+        best = [t.run_dir / "best.pt"] if state.improved else []
+        save_checkpoint(t.run_dir / "last.pt", **saved, copies=best)
 
 
 class EarlyStopping:

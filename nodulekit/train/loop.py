@@ -259,9 +259,10 @@ def _train_one_epoch(trainer: Trainer, hooks: CallbackList) -> tuple[float, int]
         else:
             t.optimizer.step()
         t.scheduler.step()
-        total += float(loss.detach()) * len(y)
+        batch_loss = float(loss.detach())  # one device sync per batch
+        total += batch_loss * len(y)
         seen += len(y)
-        hooks.call("on_batch_end", t.state.step, float(loss.detach()))
+        hooks.call("on_batch_end", t.state.step, batch_loss)
         t.state.step += 1
     return total, seen
 

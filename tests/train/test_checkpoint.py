@@ -116,3 +116,18 @@ def test_bare_state_dict_is_foreign(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(CheckpointError, match=r"nope\.pt does not exist"):
         load_checkpoint(tmp_path / "nope.pt")
+
+
+def test_copies_get_the_same_bytes_and_their_own_checksums(tmp_path):
+    from nodulekit.train.checkpoint import checksum_path, load_checkpoint, save_checkpoint
+
+    model = torch.nn.Linear(2, 1)
+    last = save_checkpoint(tmp_path / "last.pt", model=model, epoch=3, config={"model": "x"},
+                           copies=[tmp_path / "best.pt"])  # fmt: skip
+    best = tmp_path / "best.pt"
+    assert best.read_bytes() == last.read_bytes()
+    assert checksum_path(best).read_text().split() == [
+        checksum_path(last).read_text().split()[0],
+        "best.pt",
+    ]
+    assert load_checkpoint(best)["epoch"] == 3  # verified against its own checksum file

@@ -56,15 +56,6 @@ def crop_geometry(
     return trained_mm, trained_shape  # type: ignore[return-value]
 
 
-def _amp(device: Any) -> Any:
-    """Mixed precision on CUDA (bf16 where supported, else fp16); None elsewhere."""
-    import torch
-
-    if device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-
-
 def score_crops(
     model: Any, crops_hu: np.ndarray, *, batch_size: int = 128, device: str = "auto"
 ) -> np.ndarray:
@@ -73,10 +64,10 @@ def score_crops(
 
     from nodulekit.preprocess.window import normalize_hu
     from nodulekit.train.layout import to_input
-    from nodulekit.train.loop import resolve_device
+    from nodulekit.train.loop import amp_dtype, resolve_device
 
     dev = resolve_device(device)
-    amp = _amp(dev)
+    amp = amp_dtype(dev)
     model = model.to(dev).eval()
     out = []
     with torch.inference_mode():
@@ -102,10 +93,10 @@ def score_cache(
     from torch.utils.data import DataLoader
 
     from nodulekit.train.data import CandidateDataset
-    from nodulekit.train.loop import predict_logits, resolve_device
+    from nodulekit.train.loop import amp_dtype, predict_logits, resolve_device
 
     dev = resolve_device(device)
     loader = DataLoader(CandidateDataset(cache, rows), batch_size=batch_size, shuffle=False)
     with torch.inference_mode():
-        logits, _ = predict_logits(model.to(dev), loader, dev, _amp(dev))
+        logits, _ = predict_logits(model.to(dev), loader, dev, amp_dtype(dev))
     return 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))

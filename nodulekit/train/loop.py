@@ -122,7 +122,9 @@ def resolve_device(name: str = "auto", *, local_rank: int = 0) -> torch.device:
     return torch.device("cpu")
 
 
-def _amp_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
+def amp_dtype(device: torch.device, enabled: bool = True) -> torch.dtype | None:
+    """The mixed-precision dtype on CUDA (bf16 where supported, else fp16); None elsewhere or
+    when not ``enabled``."""
     if not enabled or device.type != "cuda":
         return None
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -187,7 +189,7 @@ def _build_trainer(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
     scheduler = make_scheduler(optimizer, config, config.epochs * len(loader))
-    amp = _amp_dtype(device, config.amp)
+    amp = amp_dtype(device, config.amp)
     scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 else None
     trainer = Trainer(
         config=config,

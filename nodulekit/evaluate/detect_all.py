@@ -188,15 +188,6 @@ def read_parts(parts: Path, uids: Iterable[str]) -> dict[str, pd.DataFrame]:
     return {uid: pd.read_csv(parts / f"{uid}.csv", dtype={"seriesuid": str}) for uid in uids}
 
 
-def merge_parts(parts: Path, uids: Iterable[str], out: Path) -> Path:
-    """One LUNA16 submission from the per-scan part files (scans in ``uids`` order).
-
-    Every scan must have its part file (`read_parts` names those that do not).
-    """
-    tables = read_parts(parts, uids)
-    return _write_merged(list(tables.values()), out)
-
-
 def _write_merged(tables: list[pd.DataFrame], out: Path) -> Path:
     tables = [t for t in tables if len(t)]
     merged = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=_COLUMNS)

@@ -18,11 +18,16 @@ from nodulekit.errors import TableError
 
 
 def check_predictions(
-    table: pd.DataFrame, *, source: str = "predictions", known_uids: Iterable[str] | None = None
+    table: pd.DataFrame,
+    *,
+    source: str = "predictions",
+    known_uids: Iterable[str] | None = None,
+    keep: Iterable[str] = (),
 ) -> pd.DataFrame:
     """Check a predictions table: LUNA16 columns, numbers everywhere, known series UIDs.
 
-    Returns the five columns (float64 coordinates and probability). Raises `TableError` naming
+    Returns the five columns (float64 coordinates and probability), and the ``keep`` columns
+    the table has (as numbers, NaN where not one: e.g. ``diameter_mm``). Raises `TableError` naming
     ``source``, the CSV line and the column of the first bad value.
 
     Examples
@@ -37,11 +42,14 @@ def check_predictions(
     out = check_table(table, PREDICTION_COLUMNS, source=source)
     if known_uids is not None:
         check_known_uids(out, known_uids, source=source)
+    for extra in keep:
+        if extra in table and len(table) == len(out):
+            out[extra] = pd.to_numeric(table[extra], errors="coerce").to_numpy()
     return out
 
 
 def read_predictions(
-    path: str | os.PathLike, *, known_uids: Iterable[str] | None = None
+    path: str | os.PathLike, *, known_uids: Iterable[str] | None = None, keep: Iterable[str] = ()
 ) -> pd.DataFrame:
     """Read and check a LUNA16 submission CSV (see `check_predictions`)."""
     path = Path(path)
@@ -54,7 +62,7 @@ def read_predictions(
         table = pd.read_csv(path, dtype={"seriesuid": str}, skipinitialspace=True)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
         raise TableError(f"{path}: not a readable CSV table ({e})") from e
-    return check_predictions(table, source=str(path), known_uids=known_uids)
+    return check_predictions(table, source=str(path), known_uids=known_uids, keep=keep)
 
 
 def write_predictions(table: pd.DataFrame, path: str | os.PathLike) -> Path:

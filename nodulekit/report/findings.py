@@ -46,15 +46,12 @@ def marks_of_scan(
         return detect_scan(scan, model_and_config, max_candidates=max_candidates, device=device)
     from nodulekit.evaluate.predictions import check_predictions, read_predictions
 
+    extras = ("diameter_mm", "blob_score")  # sizes (and their kind) ride along
     source = str(predictions) if not isinstance(predictions, pd.DataFrame) else "the table"
     if isinstance(predictions, pd.DataFrame):
-        raw, table = predictions, check_predictions(predictions, source=source)
+        table = check_predictions(predictions, source=source, keep=extras)
     else:
-        table = read_predictions(predictions)
-        raw = pd.read_csv(predictions, dtype={"seriesuid": str}, skipinitialspace=True)
-    for extra in ("diameter_mm", "blob_score"):  # sizes (and their kind) ride along
-        if extra in raw and len(raw) == len(table):
-            table[extra] = pd.to_numeric(raw[extra], errors="coerce").to_numpy()
+        table = read_predictions(predictions, keep=extras)
     uids = table["seriesuid"].astype(str).unique()
     own = table[table["seriesuid"].astype(str) == str(scan.seriesuid)]
     if own.empty and len(uids) == 1:

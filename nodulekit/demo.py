@@ -477,7 +477,6 @@ def run_demo(
     ``out_dir`` trains again into it (``overwrite=True``), reusing the data and the crops.
     """
     from nodulekit._files import write_text_atomic
-    from nodulekit.evaluate import read_predictions
     from nodulekit.train import TrainConfig, train
     from nodulekit.train.__main__ import check_writable
     from nodulekit.train.pipeline import open_or_build_cache
@@ -515,7 +514,7 @@ def run_demo(
             seed=seed, device=device, cache_workers=config.cache_workers,
         )  # fmt: skip
     threshold = evaluation.threshold
-    predictions = read_predictions(out_dir / "evaluation" / "predictions.csv")
+    predictions = evaluation.predictions  # what evaluation/predictions.csv holds
     findings, sanity = top_findings(predictions, explain_top), None
     with clock.stage("explain"):
         if len(findings):

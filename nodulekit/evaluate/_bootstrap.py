@@ -11,7 +11,8 @@ import numpy as np
 
 
 def series_weights(n_series: int, n_resamples: int = 1000, *, seed: int | None = 0) -> np.ndarray:
-    """``(n_resamples, n_series)`` int32 counts: how often each series is drawn per replicate.
+    """``(n_resamples, n_series)`` int32 counts: how often each series is drawn per replicate
+    (``n_resamples=0``: none, so every interval built on them is NaN: no bootstrap).
 
     Examples
     --------
@@ -19,8 +20,8 @@ def series_weights(n_series: int, n_resamples: int = 1000, *, seed: int | None =
     >>> w.shape, w.sum(axis=1).tolist()
     ((3, 5), [5, 5, 5])
     """
-    if n_resamples < 1:
-        raise ValueError(f"n_resamples must be at least 1, not {n_resamples}")
+    if n_resamples < 0:
+        raise ValueError(f"n_resamples must be 0 (no bootstrap) or more, not {n_resamples}")
     if n_series < 1:
         raise ValueError("the bootstrap needs at least one series; none was given")
     rng = np.random.default_rng(seed)

@@ -224,7 +224,10 @@ def bootstrap_metrics(
         a, b = _weighted_ranking(y, p, weights[start : start + chunk][:, series_index])
         auc.append(a)
         ap.append(b)
-    samples["auc"], samples["ap"] = np.concatenate(auc), np.concatenate(ap)
+    samples["auc"], samples["ap"] = (
+        np.concatenate([*auc, np.empty(0)]),
+        np.concatenate([*ap, np.empty(0)]),
+    )
     rows = []
     for name in METRICS:
         low, high = percentile_interval(samples[name], confidence)

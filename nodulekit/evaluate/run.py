@@ -62,6 +62,8 @@ class Evaluation:
     threshold: float | None = None
     threshold_source: str = "none: FROC and CPM sweep every threshold"
     nodule_recall: Any = None
+    #: the marks evaluated (seriesuid, coordX, coordY, coordZ, probability)
+    predictions: pd.DataFrame | None = None
 
     def summary(self) -> str:
         """One line with the CPM (and AUC when candidates were classified)."""
@@ -164,7 +166,7 @@ def evaluate_predictions(
         table = read_predictions(predictions, known_uids=luna.seriesuids)
     scans = scans_of_subsets(luna, subsets)
     result = froc(table, luna.annotations, luna.excluded, scans, n_resamples=n_resamples, seed=seed)
-    evaluation = Evaluation(froc=result)
+    evaluation = Evaluation(froc=result, predictions=table)
     evaluation.froc_size_bands = _froc_bands(table, luna, scans)
     if out is not None:
         out = Path(out)
@@ -420,7 +422,9 @@ def evaluate_checkpoint(
     result = froc(
         predictions, luna.annotations, luna.excluded, scans, n_resamples=n_resamples, seed=seed
     )
-    evaluation = Evaluation(froc=result, threshold=threshold, threshold_source=source)
+    evaluation = Evaluation(
+        froc=result, threshold=threshold, threshold_source=source, predictions=predictions
+    )
     evaluation.froc_size_bands = _froc_bands(predictions, luna, scans)
     evaluation.nodule_recall = nodule_recall(result, threshold, source=source)
     if out_dir is not None:

@@ -149,3 +149,12 @@ def test_bootstrap_says_how_many_resamples_held_no_positive():
     assert expected > 0 and table.attrs["resamples_without_positives"] == expected
     assert np.isfinite(table.loc["recall", ["ci_low", "ci_high"]].to_numpy(float)).all()
     assert f"{expected} without a positive candidate, left out of recall" in format_table(table)
+
+
+def test_no_resamples_gives_the_values_without_intervals():
+    y = np.array([1, 0, 1, 0])
+    p = np.array([0.9, 0.2, 0.4, 0.6])
+    table = bootstrap_metrics(y, p, ["a", "a", "b", "b"], threshold=0.5, n_resamples=0)
+    assert table.loc["recall", "value"] == 0.5 and table.loc["precision", "value"] == 0.5
+    assert table[["ci_low", "ci_high"]].isna().all().all()
+    assert table.attrs["n_resamples"] == 0

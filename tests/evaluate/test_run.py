@@ -209,3 +209,12 @@ def test_a_submission_without_out_reads_no_scan_for_crops(three_subsets, monkeyp
     assert (result.threshold is None and "no" in result.threshold_source) or "none" in (
         result.threshold_source
     )
+
+
+def test_the_evaluation_carries_the_marks_it_wrote(run_and_data, tmp_path):
+    from nodulekit.evaluate import evaluate_checkpoint, read_predictions
+
+    checkpoint, root = run_and_data
+    evaluation = evaluate_checkpoint(checkpoint, root, out=tmp_path, n_resamples=0, device="cpu")
+    written = read_predictions(tmp_path / "predictions.csv")
+    pd.testing.assert_frame_equal(evaluation.predictions, written, check_dtype=False, atol=1e-12)

@@ -216,12 +216,3 @@ def test_an_out_folder_that_cannot_be_written_is_refused_before_the_cache(tiny_r
     assert result.exit_code == 2
     assert f"--out {blocker / 'run'}: {blocker} is not a folder you can write" in result.output
     assert not (root / ".nodulekit-cache").exists()
-
-
-def test_the_options_are_generated_in_one_place_only():
-    """The typer command is the one parser: no argparse twin left in config.py to drift."""
-    import nodulekit.train.config as config_module
-
-    assert not hasattr(config_module, "build_parser")
-    assert not hasattr(config_module, "parse_config")
-    assert "argparse" not in config_module.__dict__

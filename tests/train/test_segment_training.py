@@ -6,13 +6,14 @@ import json
 
 import pandas as pd
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from nodulekit.cli import app
 from nodulekit.data.synthetic import make_synthetic_luna16
 from nodulekit.models import build_model
+from nodulekit.models.unet import NoduleUNet
 from nodulekit.train.callbacks import StopAfter
+from nodulekit.train.checkpoint import load_checkpoint
 from nodulekit.train.config import TrainConfig
 from nodulekit.train.handlers import ProgressLine
 from nodulekit.train.pipeline import train
@@ -58,7 +59,7 @@ def test_a_segment_task_switches_the_default_model_and_refuses_a_classifier():
         TrainConfig(model="unet")
     with pytest.raises(ValueError, match="task must be 'classify' or 'segment'"):
         TrainConfig(task="detect")
-    assert type(build_model("unet")).__name__ == "NoduleUNet"
+    assert isinstance(build_model("unet"), NoduleUNet)
     assert build_model("unet3d").dims == 3
 
 
@@ -83,7 +84,7 @@ def test_command_writes_val_dice_and_best_checkpoint_and_says_the_model(root, tm
     assert "val_auc" not in metrics.columns  # no empty classifier columns
     assert "val Dice" in result.output and "best val Dice" in result.output
     assert json.loads((out / "config.json").read_text(encoding="utf-8"))["model"] == "unet"
-    checkpoint = torch.load(out / "best.pt", weights_only=False)
+    checkpoint = load_checkpoint(out / "best.pt")
     assert checkpoint["config"]["task"] == "segment"
 
 

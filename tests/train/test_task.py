@@ -36,11 +36,3 @@ def test_a_task_brings_its_loss_metrics_and_monitor(fake_cache, tmp_path):
     frame = result.metrics
     assert (frame["val_neg_loss"] == -frame["val_loss"]).all()
     assert result.best_epoch == int(frame["val_loss"].idxmin())
-
-
-def test_lazy_exports_are_listed_and_resolve():
-    import nodulekit.train as train
-
-    assert sorted(train.__all__) == sorted(train._LAZY)
-    for name in train.__all__:
-        assert getattr(train, name) is not None

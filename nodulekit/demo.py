@@ -90,7 +90,7 @@ class DemoResult:
     def summary(self) -> str:
         """A short, readable summary of the run: test figures at the validation's threshold,
         the FROC/CPM of the held-out scans, the heat maps' trust status and the report."""
-        from nodulekit.train.__main__ import operating_point, size_band_recalls
+        from nodulekit.train.summary import operating_point, size_band_recalls
 
         m = {**self.test_metrics, "threshold_source": self.threshold_source}
         nan = float("nan")
@@ -476,9 +476,8 @@ def run_demo(
     The training run folder ``out_dir/run`` belongs to the demo: a second demo in the same
     ``out_dir`` trains again into it (``overwrite=True``), reusing the data and the crops.
     """
-    from nodulekit._files import write_text_atomic
+    from nodulekit._files import check_writable, write_text_atomic
     from nodulekit.train import TrainConfig, train
-    from nodulekit.train.__main__ import check_writable
     from nodulekit.train.pipeline import open_or_build_cache
 
     check_writable(out_dir, "--out")  # before minutes of work, not after

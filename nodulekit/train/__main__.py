@@ -13,20 +13,19 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
-import math
-import os
 import re
 import sys
 import types
 import typing
 from collections.abc import Callable
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from nodulekit._cmdline import OneLineErrorsCommand
+from nodulekit._files import check_writable
 from nodulekit.train.config import TrainConfig
+from nodulekit.train.summary import result_lines
 
 
 # ---- option types -------------------------------------------------------------------------
@@ -143,95 +142,6 @@ class TrainCommand(OneLineErrorsCommand):
 
 
 # ---- what the command does ----------------------------------------------------------------
-def _fmt(value: Any, spec: str = ".3f") -> str:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return "n/a"
-    return "n/a" if math.isnan(number) else format(number, spec)
-
-
-def result_lines(result: Any) -> list[str]:
-    """What a finished run says on the command line (both entry points print these lines)."""
-    run = Path(result.run_dir)
-    files = [p.name for p in sorted(run.iterdir()) if p.is_file()] if run.is_dir() else []
-    best = "n/a" if result.best_epoch is None else str(int(result.best_epoch) + 1)
-    monitor = getattr(result, "monitor", "val_auc")
-    label = "val Dice" if monitor == "val_dice" else "val AUC"
-    lines = [
-        f"run folder: {run} ({', '.join(files)})",
-        f"best epoch: {best} (counting from 1)  best {label}: {_fmt(result.best_val_auc)}",
-    ]
-    m = dict(result.test_metrics or {})
-    if not m:
-        lines.append("held-out test: none (no test subsets, or the run was interrupted)")
-        return lines
-    if monitor == "val_dice":
-        lines.append(
-            f"held-out test patches: Dice {_fmt(m.get('dice'))} (nodule patches), "
-            f"{_fmt(m.get('dice_global'))} (all voxels pooled)"
-        )
-        return lines
-    lines.append(
-        f"held-out test: ROC AUC {_fmt(m.get('auc'))}, average precision {_fmt(m.get('ap'))}"
-    )
-    lines.append("  " + operating_point(m))
-    bands = size_band_recalls(m)
-    if bands:
-        lines.append(
-            "  candidate recall by nodule size: " + ", ".join(f"{k} {v}" for k, v in bands.items())
-        )
-    return lines
-
-
-def operating_point(metrics: dict[str, Any]) -> str:
-    """``at threshold 0.420 chosen on validation: recall ..., precision ..., F1 ... (per
-    candidate)``: candidate-level figures (a nodule has several candidates in LUNA16).
-
-    Test metrics that record where their threshold came from (``threshold_source``) are quoted
-    at that threshold (their ``*_best`` keys); older ones at the fixed threshold 0.5.
-    """
-    source = metrics.get("threshold_source")
-    if source and "f1_best" in metrics:
-        where, suffix = f"threshold {_fmt(metrics.get('threshold'))} chosen on {source}", "_best"
-    else:
-        where, suffix = "threshold 0.5", ""
-    values = ", ".join(
-        f"{name} {_fmt(metrics.get(key + suffix))}"
-        for name, key in (("recall", "recall"), ("precision", "precision"), ("F1", "f1"))
-    )
-    return f"at {where}: {values} (per candidate)"
-
-
-def size_band_recalls(metrics: dict[str, Any]) -> dict[str, str]:
-    """Candidate recall per nodule-size band, with the band's count of positive candidates
-    when recorded (``{"< 6 mm": "0.714 of 7 candidates", ...}``; ``positives_<band>``, or
-    ``nodules_<band>`` in runs that wrote that name for the same count); empty when the
-    metrics hold no bands. Candidates, not nodules: a nodule has several in LUNA16's list."""
-    from nodulekit.train.metrics import SIZE_BAND_LABELS
-
-    out = {}
-    for key, label in SIZE_BAND_LABELS.items():
-        if f"recall_{key}" in metrics:
-            count = metrics.get(f"positives_{key}", metrics.get(f"nodules_{key}"))
-            of = "" if count is None else f" of {int(count)} candidate" + "s" * (int(count) != 1)
-            out[label] = f"{_fmt(metrics[f'recall_{key}'])}{of}"
-    return out
-
-
-def check_writable(folder: str | Path, option: str) -> None:
-    """Refuse a folder that cannot be created or written, before any work is done."""
-    from nodulekit.errors import NodulekitError
-
-    path = Path(folder).expanduser().absolute()
-    existing = next(p for p in (path, *path.parents) if p.exists())
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise NodulekitError(
-            f"{option} {folder}: {existing} is not a folder you can write; choose another "
-            f"{option}, or fix the folder's permissions"
-        )
-
-
 def run(config: TrainConfig, *, echo: Callable[[str], None] = typer.echo):
     """Check the folders, train, and print the result (rank 0 only). Too few subsets are
     refused by `train` itself, before the crop cache is built."""

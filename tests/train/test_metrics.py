@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from nodulekit.train.__main__ import result_lines, size_band_recalls
 from nodulekit.train.metrics import recall_by_size
+from nodulekit.train.summary import result_lines, size_band_recalls
 
 
 def test_recall_by_size_counts_positive_candidates_not_nodules():
@@ -44,7 +44,7 @@ def test_the_train_summary_line_names_candidates(tmp_path):
 
 
 def test_the_operating_point_line_says_per_candidate():
-    from nodulekit.train.__main__ import operating_point
+    from nodulekit.train.summary import operating_point
 
     metrics = {"threshold": 0.9, "threshold_source": "validation", "recall_best": 0.5,
                "precision_best": 0.25, "f1_best": 1 / 3}  # fmt: skip

@@ -585,21 +585,11 @@ def pooled_metrics(
     >>> table.loc[["recall", "precision", "auc"], "value"].tolist()
     [1.0, 1.0, 0.75]
     """
-    from nodulekit.evaluate._bootstrap import percentile_interval, series_weights
-    from nodulekit.evaluate.metrics import THRESHOLD_METRICS, bootstrap_metrics, rates_from_counts
+    from nodulekit.evaluate.metrics import bootstrap_metrics
 
-    y = np.asarray(labels).astype(int)
-    called = np.asarray(called, dtype=bool)
-    table = bootstrap_metrics(y, probabilities, series, n_resamples=n_resamples, seed=seed)
-    uids, index = np.unique(np.asarray(series).astype(str), return_inverse=True)
-    cells = (called & (y == 1), called & (y == 0), ~called & (y == 0), ~called & (y == 1))
-    per_series = np.stack([np.bincount(index, weights=c, minlength=len(uids)) for c in cells], 1)
-    point = rates_from_counts(*per_series.sum(axis=0))
-    weights = series_weights(len(uids), n_resamples, seed=seed)
-    replicates = rates_from_counts(*(weights @ per_series).T)
-    for name in THRESHOLD_METRICS:
-        low, high = percentile_interval(replicates[name])
-        table.loc[name] = [float(point[name]), float(low), float(high)]
+    table = bootstrap_metrics(
+        labels, probabilities, series, n_resamples=n_resamples, seed=seed, called=called
+    )
     table.attrs["threshold"] = float("nan")  # one per fold: the candidates' own
     table.attrs["threshold_source"] = "each candidate at its fold's validation threshold"
     return table
@@ -608,31 +598,20 @@ def pooled_metrics(
 def _size_bands(
     labelled: pd.DataFrame, annotations: pd.DataFrame, called: np.ndarray, n_resamples, seed
 ) -> pd.DataFrame:
-    """Recall (at the folds' thresholds), AUC and AP per nodule size band."""
-    from nodulekit.evaluate.metrics import size_band
+    """Recall (at the folds' thresholds), AUC and AP per nodule size band
+    (`nodulekit.evaluate.metrics.metrics_by_group` with a decision per candidate)."""
+    from nodulekit.evaluate.metrics import metrics_by_group, size_band
     from nodulekit.evaluate.run import attach_diameters
-    from nodulekit.train.metrics import SIZE_BAND_NAMES
 
-    y = labelled["class"].to_numpy(int)
-    p = labelled["probability"].to_numpy(float)
-    series = labelled["seriesuid"].to_numpy(str)
-    bands = size_band(attach_diameters(labelled, annotations))
-    rows = []
-    for name in [b for b in SIZE_BAND_NAMES if (bands[y == 1] == b).any()]:
-        keep = (y == 0) | (bands == name)
-        table = pooled_metrics(
-            y[keep], p[keep], called[keep], series[keep], n_resamples=n_resamples, seed=seed
-        )
-        row: dict[str, Any] = {"group": name, "positive_candidates": int(y[keep].sum())}
-        for metric in ("recall", "auc", "ap"):
-            row[metric], row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = table.loc[metric]
-        rows.append(row)
-    return pd.DataFrame(rows, columns=_BAND_COLUMNS)
-
-
-_BAND_COLUMNS = ["group", "positive_candidates"] + [
-    f"{m}{end}" for m in ("recall", "auc", "ap") for end in ("", "_ci_low", "_ci_high")
-]
+    return metrics_by_group(
+        labelled["class"].to_numpy(int),
+        labelled["probability"].to_numpy(float),
+        labelled["seriesuid"].to_numpy(str),
+        size_band(attach_diameters(labelled, annotations)),
+        called=called,
+        n_resamples=n_resamples,
+        seed=seed,
+    )
 
 
 def _json_of(table: pd.DataFrame, orient: str) -> Any:

@@ -195,6 +195,7 @@ def bootstrap_metrics(
     seed: int | None = 0,
     confidence: float = 0.95,
     chunk: int = 100,
+    called: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Metrics with bootstrap intervals, resampling whole series (seedable, vectorised).
 
@@ -202,7 +203,9 @@ def bootstrap_metrics(
     ``ci_low`` and ``ci_high`` (percentile interval at ``confidence``). A resample without a
     positive candidate (only nodule-free series drawn) has no recall, balanced accuracy, AUC
     or AP: it is left out of those intervals, and ``attrs["resamples_without_positives"]``
-    counts such resamples.
+    counts such resamples. ``called``: a decision per candidate instead of
+    ``probabilities >= threshold`` (e.g. each at its own cross-validation fold's threshold);
+    AUC and AP still rank the probabilities.
     """
     y, p = _arrays(labels, probabilities)
     series = np.asarray(series).astype(str).ravel()
@@ -212,11 +215,13 @@ def bootstrap_metrics(
     uids, series_index = np.unique(series, return_inverse=True)
     weights = series_weights(len(uids), n_resamples, seed=seed)
     # per-series confusion counts: the threshold metrics of a replicate are W @ counts
-    called = p >= threshold
+    called = p >= threshold if called is None else np.asarray(called, dtype=bool).ravel()
     per_series = np.zeros((len(uids), 4))
     for k, mask in enumerate((called & (y == 1), called & (y == 0), ~called & (y == 0))):
         per_series[:, k] = np.bincount(series_index, weights=mask, minlength=len(uids))
     per_series[:, 3] = np.bincount(series_index, weights=(~called) & (y == 1), minlength=len(uids))
+    decided = rates_from_counts(*per_series.sum(axis=0))  # = point's when called is p >= t
+    point.update({name: float(decided[name]) for name in THRESHOLD_METRICS})
     tp, fp, tn, fn = (weights @ per_series).T
     samples = rates_from_counts(tp, fp, tn, fn)
     auc, ap = [], []
@@ -318,9 +323,10 @@ def metrics_by_group(
     threshold: float = 0.5,
     n_resamples: int = 1000,
     seed: int | None = 0,
+    called: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Candidate recall, AUC and AP per group of nodules (size band, nodule type) against all
-    negatives.
+    negatives (``called``: a decision per candidate, as in `bootstrap_metrics`).
 
     ``groups`` names the group of each positive (e.g. `size_band` of its diameter, or its
     type); negatives' entries are ignored: every group is scored against all non-nodules, so
@@ -336,8 +342,9 @@ def metrics_by_group(
     for name in names:
         keep = (y == 0) | (groups == name)
         table = bootstrap_metrics(
-            y[keep], p[keep], series[keep], threshold=threshold, n_resamples=n_resamples, seed=seed
-        )
+            y[keep], p[keep], series[keep], threshold=threshold, n_resamples=n_resamples,
+            seed=seed, called=None if called is None else np.asarray(called)[keep],
+        )  # fmt: skip
         row = {"group": name, "positive_candidates": int(y[keep].sum())}
         for metric in ("recall", "auc", "ap"):
             row[metric] = table.loc[metric, "value"]

@@ -350,7 +350,7 @@ def _reference_step(model, optimizer, x, y, *, zero_grad: bool = True) -> float:
     loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x), y.float())
     loss.backward()
     optimizer.step()
-    return float(loss)
+    return float(loss.detach())
 
 
 def check_training_step(training_step) -> None:

@@ -156,7 +156,7 @@ def test_training_step_check(setup, capsys):
 
     def loss_after_step(model, optimizer, x, y):
         right(model, optimizer, x, y)
-        return float(binary_cross_entropy(torch.sigmoid(model(x)), y.float()))
+        return binary_cross_entropy(torch.sigmoid(model(x)), y.float()).item()
 
     def unwritten(model, optimizer, x, y): ...
 
